@@ -1,0 +1,59 @@
+# Everything runs inside .venv, created on first use from a bare Python >= 3.10.
+# torch is installed as $(TORCH) unless a torch is already importable in .venv;
+# naming TORCH on the command line (make test TORCH='torch==2.5.1') always installs it.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+# Set SCATTER=0 to skip building torch-scatter (PyG then uses its own scatter code).
+SCATTER ?= 1
+PYTEST_ARGS ?=
+
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.stamps
+
+.PHONY: demo test test-slow bench clean-venv
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip setuptools wheel
+
+$(STAMP)/torch: | $(PY)
+	@mkdir -p $(STAMP)
+ifeq ($(origin TORCH),command line)
+	$(PIP) install "$(TORCH)"
+else
+	@$(PY) -c "import torch" 2>/dev/null && echo "torch already installed" || $(PIP) install "$(TORCH)"
+endif
+	@touch $@
+
+$(STAMP)/base: pyproject.toml $(STAMP)/torch
+	$(PIP) install --quiet -e .
+	@touch $@
+
+$(STAMP)/test: pyproject.toml $(STAMP)/torch
+	$(PIP) install --quiet -e ".[test,notebooks]"
+	@touch $@
+
+# torch-scatter has no wheel for every torch: build it against the installed one
+# (a few minutes the first time; pip caches the wheel afterwards).
+$(STAMP)/scatter: $(STAMP)/torch
+ifeq ($(SCATTER),1)
+	$(PIP) install --no-build-isolation "torch-scatter>=2.1"
+endif
+	@touch $@
+
+demo: $(STAMP)/base
+	$(VENV)/bin/tcmp-pyg demo
+
+# The whole suite with torch-scatter, then the message-passing tests once more
+# with torch-scatter hidden, so PyG's own fallback path is exercised too.
+test: $(STAMP)/test $(STAMP)/scatter
+	$(PY) -m pytest $(PYTEST_ARGS)
+	TCMP_PYG_HIDE_TORCH_SCATTER=1 $(PY) -m pytest -m mp -q $(PYTEST_ARGS)
+
+test-slow: $(STAMP)/test
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+clean-venv:
+	rm -rf $(VENV)
