@@ -1,0 +1,348 @@
+"""Skeleton action-recognition models with prunable weights.
+
+All models take ``(in_channels, num_classes, layout, *, ...)`` and a PyG batch
+of sequences of that layout (``batch.x: [B * M * V, T, C]``).
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from tcmp_pyg.layouts import LayoutLike, SkeletonLayout, get_layout
+from tcmp_pyg.nn.conv import Linear, STGraphConv, TemporalConv
+from tcmp_pyg.nn.prunable import ChannelFlow, ChannelGate, FlowModel
+
+
+def _bn(x: Tensor, bn: nn.BatchNorm1d) -> Tensor:
+    # Channel-last BatchNorm: statistics over every node and frame.
+    return bn(x.reshape(-1, x.size(-1))).view(x.shape)
+
+
+class STGCNBlock(nn.Module):
+    r"""An ST-GCN block: spatial graph convolution, BatchNorm, ReLU, temporal
+    convolution, BatchNorm, then a residual sum and ReLU.
+
+    The residual is absent (``residual=False``), the identity (same channels,
+    stride 1) or a prunable 1x1 temporal projection with BatchNorm. Each
+    branch ends with a :class:`ChannelGate` so that channels no input reaches
+    can be switched off, constants included.
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+        layout (str or SkeletonLayout): The skeleton.
+        stride (int, optional): Temporal stride. (default: :obj:`1`)
+        residual (bool, optional): Add a residual branch. (default: :obj:`True`)
+        partitions (int, optional): Spatial partitions. (default: :obj:`3`)
+        kernel_size (int, optional): Temporal taps. (default: :obj:`9`)
+        edge_importance (bool, optional): Learnable edge importance.
+            (default: :obj:`False`)
+        sparse (bool, optional): Sparse aggregation path. (default: :obj:`True`)
+        dropout (float, optional): Dropout after the temporal BatchNorm.
+            (default: :obj:`0.0`)
+
+    Shapes:
+        - **input:** :math:`(N, T, C_{in})`, edge indices :math:`(2, E)`
+        - **output:** :math:`(N, \lceil T / \mathrm{stride} \rceil, C_{out})`
+    """
+    def __init__(self, in_channels: int, out_channels: int, *,
+                 layout: LayoutLike, stride: int = 1, residual: bool = True,
+                 partitions: int = 3, kernel_size: int = 9,
+                 edge_importance: bool = False, sparse: bool = True,
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.stride = stride
+        self.gcn = STGraphConv(in_channels, out_channels, layout=layout,
+                               partitions=partitions,
+                               edge_importance=edge_importance, sparse=sparse)
+        self.bn1 = nn.BatchNorm1d(out_channels)
+        self.gate1 = ChannelGate(out_channels)
+        self.tcn = TemporalConv(out_channels, out_channels, kernel_size,
+                                stride=stride)
+        self.bn2 = nn.BatchNorm1d(out_channels)
+        self.gate2 = ChannelGate(out_channels)
+        self.dropout = nn.Dropout(dropout)
+        self.identity = residual and in_channels == out_channels and stride == 1
+        if residual and not self.identity:
+            self.proj = TemporalConv(in_channels, out_channels, 1, stride=stride)
+            self.proj_bn = nn.BatchNorm1d(out_channels)
+            self.proj_gate = ChannelGate(out_channels)
+        else:
+            self.proj = None
+
+    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        h = self.gate1(F.relu(_bn(self.gcn(x, edge_index), self.bn1)))
+        h = self.gate2(self.dropout(_bn(self.tcn(h), self.bn2)))
+        if self.identity:
+            h = h + x
+        elif self.proj is not None:
+            h = h + self.proj_gate(_bn(self.proj(x), self.proj_bn))
+        return F.relu(h)
+
+    def trace_channels(self, flow: ChannelFlow, src: int, name: str) -> int:
+        """Declares this block's channel flow from node ``src``; returns the
+        output node."""
+        g = flow.layer(src, self.gcn, f'{name}.gcn', self.gate1)
+        t = flow.layer(g, self.tcn, f'{name}.tcn', self.gate2)
+        if self.identity:
+            return flow.add([t, src], f'{name}.out')
+        if self.proj is not None:
+            r = flow.layer(src, self.proj, f'{name}.proj', self.proj_gate)
+            return flow.add([t, r], f'{name}.out')
+        return t
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}({self.in_channels}, '
+                f'{self.out_channels}, stride={self.stride})')
+
+
+class _SkeletonModel(FlowModel):
+    """Shared input checks and the architecture description."""
+    layout: SkeletonLayout
+    in_channels: int
+    num_classes: int
+
+    def config(self) -> Dict[str, Any]:
+        """Constructor arguments as plain data (rebuilds the model)."""
+        raise NotImplementedError
+
+    def _check_batch(self, x: Tensor, edge_index: Tensor,
+                     num_graphs: int) -> None:
+        V = self.layout.num_nodes
+        if x.dim() != 3 or x.size(-1) != self.in_channels:
+            raise ValueError(f"{type(self).__name__}: expected 'x' of shape "
+                             f"[B * {V}, T, {self.in_channels}] (got "
+                             f"{tuple(x.shape)})")
+        if x.size(0) != num_graphs * V:
+            raise ValueError(
+                f"{type(self).__name__}: the batch has {x.size(0)} nodes for "
+                f"{num_graphs} graphs, but layout '{self.layout.name}' has "
+                f"{V} nodes per graph ({self.layout.num_bodies} bodies x "
+                f"{self.layout.num_joints} joints). Was the model built for "
+                f"another dataset?")
+
+
+class STGCN(_SkeletonModel):
+    r"""ST-GCN (`Yan et al., AAAI 2018 <https://arxiv.org/abs/1801.07455>`_)
+    built from :class:`STGCNBlock` with prunable weights.
+
+    The input is normalised per node and channel (``data_bn``), passes the
+    blocks, is averaged over frames and over every node of a sample (all
+    bodies), and a prunable linear layer gives the logits. The defaults are
+    the standard 10-block model (about 3.1 M parameters for NTU).
+
+    Args:
+        in_channels (int): Coordinates per joint (``C``).
+        num_classes (int): Number of classes.
+        layout (str or SkeletonLayout): The skeleton.
+        channels (Sequence[int], optional): Output channels of each block.
+        strides (Sequence[int], optional): Temporal stride of each block.
+            (default: 2 where the channels grow after the first block)
+        partitions (int, optional): Spatial partitions. (default: :obj:`3`)
+        kernel_size (int, optional): Temporal taps. (default: :obj:`9`)
+        edge_importance (bool, optional): Learnable edge importance.
+            (default: :obj:`False`)
+        dropout (float, optional): Dropout before the classifier.
+            (default: :obj:`0.0`)
+        sparse (bool, optional): Sparse aggregation path. (default: :obj:`True`)
+
+    Shapes:
+        - **input:** a batch with ``x`` :math:`(B \cdot M \cdot V, T, C)`,
+          ``edge_index`` and ``num_graphs``
+        - **output:** logits :math:`(B, \mathrm{num\_classes})`
+    """
+    def __init__(self, in_channels: int, num_classes: int, layout: LayoutLike, *,
+                 channels: Sequence[int] = (64, 64, 64, 64, 128, 128, 128, 256,
+                                            256, 256),
+                 strides: Optional[Sequence[int]] = None, partitions: int = 3,
+                 kernel_size: int = 9, edge_importance: bool = False,
+                 dropout: float = 0.0, sparse: bool = True) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.num_classes = num_classes
+        self.layout = get_layout(layout)
+        self.channels = tuple(int(c) for c in channels)
+        if strides is None:
+            strides = [2 if i > 0 and c > self.channels[i - 1] else 1
+                       for i, c in enumerate(self.channels)]
+        self.strides = tuple(int(s) for s in strides)
+        if len(self.strides) != len(self.channels) or not self.channels:
+            raise ValueError(f"Expected one stride per block (got "
+                             f"{len(self.strides)} strides for "
+                             f"{len(self.channels)} blocks)")
+        if num_classes < 1:
+            raise ValueError(f"Expected 'num_classes' >= 1 (got {num_classes})")
+        self.partitions = partitions
+        self.kernel_size = kernel_size
+        self.edge_importance = edge_importance
+        self.dropout_p = dropout
+        self.sparse = sparse
+
+        self.data_bn = nn.BatchNorm1d(self.layout.num_nodes * in_channels)
+        blocks = []
+        c_in = in_channels
+        for i, (c, s) in enumerate(zip(self.channels, self.strides)):
+            blocks.append(STGCNBlock(c_in, c, layout=self.layout, stride=s,
+                                     residual=i > 0, partitions=partitions,
+                                     kernel_size=kernel_size,
+                                     edge_importance=edge_importance,
+                                     sparse=sparse))
+            c_in = c
+        self.blocks = nn.ModuleList(blocks)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = Linear(c_in, num_classes)
+
+    def forward(self, data: Any) -> Tensor:
+        return self.forward_tensors(data.x, data.edge_index, data.num_graphs)
+
+    def forward_tensors(self, x: Tensor, edge_index: Tensor,
+                        num_graphs: int) -> Tensor:
+        """:meth:`forward` on plain tensors."""
+        self._check_batch(x, edge_index, num_graphs)
+        B, V = num_graphs, self.layout.num_nodes
+        N, T, C = x.shape
+        # data_bn normalises each (node, channel) pair over samples and frames.
+        h = x.view(B, V, T, C).permute(0, 1, 3, 2).reshape(B, V * C, T)
+        h = self.data_bn(h).view(B, V, C, T).permute(0, 1, 3, 2).reshape(N, T, C)
+        for block in self.blocks:
+            h = block(h, edge_index)
+        h = h.view(B, -1, h.size(-1)).mean(dim=1)  # over bodies, joints, frames
+        return self.fc(self.dropout(h))
+
+    def channel_flow(self) -> ChannelFlow:
+        flow = ChannelFlow()
+        node = flow.input('input', self.in_channels)
+        for i, block in enumerate(self.blocks):
+            node = block.trace_channels(flow, node, f'blocks.{i}')
+        flow.set_output(flow.layer(node, self.fc, 'fc'))
+        return flow
+
+    def config(self) -> Dict[str, Any]:
+        return dict(in_channels=self.in_channels, num_classes=self.num_classes,
+                    layout=self.layout.to_dict(), channels=list(self.channels),
+                    strides=list(self.strides), partitions=self.partitions,
+                    kernel_size=self.kernel_size,
+                    edge_importance=self.edge_importance,
+                    dropout=self.dropout_p, sparse=self.sparse)
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}({self.in_channels}, {self.num_classes}, '
+                f"layout='{self.layout.name}', blocks={len(self.blocks)})")
+
+
+class AttentionGCN(_SkeletonModel):
+    r"""The model family of TCMP (`Sahbi, ICASSP 2024
+    <https://arxiv.org/abs/2306.17590>`_): multi-head attention over the
+    skeleton graph, a graph convolution and fully connected layers, taking
+    each joint's whole trajectory as its features.
+
+    Each head :math:`h` is a learned node-to-node matrix
+    :math:`\mathbf{A}_h = \mathrm{softmax}(\mathbf{S}_h)` (initialised on the
+    skeleton's bones and self-loops); the graph convolution gives every head
+    its own slice of a prunable weight:
+
+    .. math::
+        \mathbf{Z} = \mathrm{ReLU}\big(\mathrm{BN}\big(\big\Vert_{h}
+        \mathbf{A}_h \mathbf{F} \mathbf{W}_h\big)\big), \quad
+        \mathbf{F} \in \mathbb{R}^{V \times T C}
+
+    followed by a prunable fully connected layer over all nodes, ReLU, dropout
+    and a prunable classifier.
+
+    Args:
+        in_channels (int): Coordinates per joint (``C``).
+        num_classes (int): Number of classes.
+        layout (str or SkeletonLayout): The skeleton.
+        num_frames (int, optional): Frames per sequence (fixed: the node
+            features are whole trajectories). (default: :obj:`32`)
+        heads (int, optional): Attention heads. (default: :obj:`8`)
+        head_channels (int, optional): Graph-convolution channels per head.
+            (default: :obj:`16`)
+        hidden_channels (int, optional): Width of the fully connected layer.
+            (default: :obj:`256`)
+        dropout (float, optional): Dropout after it. (default: :obj:`0.5`)
+
+    Shapes:
+        - **input:** a batch with ``x`` :math:`(B \cdot M \cdot V, T, C)`
+        - **output:** logits :math:`(B, \mathrm{num\_classes})`
+    """
+    def __init__(self, in_channels: int, num_classes: int, layout: LayoutLike, *,
+                 num_frames: int = 32, heads: int = 8, head_channels: int = 16,
+                 hidden_channels: int = 256, dropout: float = 0.5) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.num_classes = num_classes
+        self.layout = get_layout(layout)
+        self.num_frames = num_frames
+        self.heads = heads
+        self.head_channels = head_channels
+        self.hidden_channels = hidden_channels
+        self.dropout_p = dropout
+        V = self.layout.num_nodes
+        width = heads * head_channels
+
+        self.attention = nn.Parameter(torch.empty(heads, V, V))
+        self.conv = Linear(num_frames * in_channels, width, bias=False)
+        self.conv_bias = nn.Parameter(torch.zeros(width))
+        self.conv_bn = nn.BatchNorm1d(width)
+        self.conv_gate = ChannelGate(width)
+        self.fc1 = Linear(width, hidden_channels, nodes=V)
+        self.fc1_gate = ChannelGate(hidden_channels)
+        self.dropout = nn.Dropout(dropout)
+        self.fc2 = Linear(hidden_channels, num_classes)
+        self.reset_attention()
+
+    def reset_attention(self) -> None:
+        """Starts every head near the normalised skeleton adjacency."""
+        V = self.layout.num_nodes
+        adj = torch.eye(V)
+        ei = self.layout.edge_index()
+        adj[ei[1], ei[0]] = 1.0
+        logits = torch.where(adj > 0, 0.0, -4.0)
+        with torch.no_grad():
+            self.attention.copy_(logits + 0.1 * torch.randn(self.heads, V, V))
+
+    def forward(self, data: Any) -> Tensor:
+        return self.forward_tensors(data.x, data.edge_index, data.num_graphs)
+
+    def forward_tensors(self, x: Tensor, edge_index: Tensor,
+                        num_graphs: int) -> Tensor:
+        """:meth:`forward` on plain tensors."""
+        self._check_batch(x, edge_index, num_graphs)
+        if x.size(1) != self.num_frames:
+            raise ValueError(f"{type(self).__name__}: expected sequences of "
+                             f"{self.num_frames} frames (got {x.size(1)}); "
+                             f"resample the dataset with num_frames="
+                             f"{self.num_frames}")
+        B, V = num_graphs, self.layout.num_nodes
+        f = x.reshape(B, V, -1)  # [B, V, T*C] trajectories
+        z = self.conv(f).view(B, V, self.heads, self.head_channels)
+        att = torch.softmax(self.attention, dim=-1)  # [H, V, V]
+        z = torch.einsum('hij,bjhc->bihc', att, z).reshape(B, V, -1)
+        z = z + self.conv_bias
+        z = self.conv_gate(F.relu(_bn(z, self.conv_bn)))
+        h = self.fc1_gate(F.relu(self.fc1(z)))
+        return self.fc2(self.dropout(h))
+
+    def channel_flow(self) -> ChannelFlow:
+        flow = ChannelFlow()
+        node = flow.input('input', self.num_frames * self.in_channels)
+        node = flow.layer(node, self.conv, 'conv', self.conv_gate)
+        node = flow.layer(node, self.fc1, 'fc1', self.fc1_gate)
+        flow.set_output(flow.layer(node, self.fc2, 'fc2'))
+        return flow
+
+    def config(self) -> Dict[str, Any]:
+        return dict(in_channels=self.in_channels, num_classes=self.num_classes,
+                    layout=self.layout.to_dict(), num_frames=self.num_frames,
+                    heads=self.heads, head_channels=self.head_channels,
+                    hidden_channels=self.hidden_channels, dropout=self.dropout_p)
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}({self.in_channels}, {self.num_classes}, '
+                f"layout='{self.layout.name}', heads={self.heads})")
