@@ -1,11 +1,12 @@
 """Layers and models with prunable weights."""
 from tcmp_pyg.nn.conv import Linear, STGraphConv, TemporalConv, spatial_partitions
-from tcmp_pyg.nn.models import AttentionGCN, STGCN, STGCNBlock
+from tcmp_pyg.nn.models import (MODEL_NAMES, AttentionGCN, STGCN, STGCNBlock,
+                                 build_model, model_from_config)
 from tcmp_pyg.nn.prunable import (ChannelFlow, ChannelGate, FlowModel,
                                   PrunableModule, masked_weight, prunable_weights)
 
 __all__ = [
-    'AttentionGCN', 'ChannelFlow', 'ChannelGate', 'FlowModel', 'Linear',
+    'MODEL_NAMES', 'AttentionGCN', 'build_model', 'model_from_config', 'ChannelFlow', 'ChannelGate', 'FlowModel', 'Linear',
     'PrunableModule', 'STGCN', 'STGCNBlock', 'STGraphConv', 'TemporalConv',
     'masked_weight', 'prunable_weights', 'spatial_partitions',
 ]

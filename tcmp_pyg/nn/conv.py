@@ -3,6 +3,7 @@ linear maps. Node-first layout ``x: [N, T, C]`` (``N = B * M * V`` nodes)."""
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Dict, NamedTuple, Optional, Tuple
 
 import torch
@@ -12,6 +13,9 @@ from torch_geometric.nn import MessagePassing
 
 from tcmp_pyg.layouts import LayoutLike, get_layout
 from tcmp_pyg.nn.prunable import PrunableModule
+
+# The CSR matrix product used here is stable; only its constructor warns.
+warnings.filterwarnings('ignore', '.*Sparse CSR tensor support is in beta.*')
 
 
 def _uniform_(t: Tensor, fan_in: int) -> None:
@@ -150,7 +154,7 @@ class STGraphConv(MessagePassing, PrunableModule):
 
         if self.sparse:
             adj_t = torch.sparse_csr_tensor(g.crow, g.col, norm[g.perm],
-                                            size=(N * K, N))
+                                            size=(N * K, N), check_invariants=False)
             h = self.propagate(adj_t, x=x, edge_weight=None)
         else:
             h = self.propagate(g.index, x=x, edge_weight=norm, size=(N, N * K))
@@ -275,12 +279,12 @@ class TemporalConv(PrunableModule):
         if x.dim() != 3 or x.size(-1) != self.in_channels:
             raise ValueError(f"{self}: expected 'x' of shape [N, T, "
                              f"{self.in_channels}] (got {tuple(x.shape)})")
-        # [N, T, C] is [N, C, T, 1] in channels-last memory: oneDNN convolves
-        # it without copying and returns channels-last, i.e. [N, T', C_out].
-        out = F.conv2d(x.unsqueeze(2).permute(0, 3, 1, 2),
-                       self.masked_weight().unsqueeze(-1), self.bias,
-                       stride=(self.stride, 1), padding=(self.kernel_size // 2, 0))
-        return out.permute(0, 2, 3, 1).squeeze(2)
+        if self.kernel_size == 1:  # a projection: a strided linear map
+            return F.linear(x[:, ::self.stride], self.masked_weight()[:, :, 0],
+                            self.bias)
+        out = F.conv1d(x.transpose(1, 2), self.masked_weight(), self.bias,
+                       stride=self.stride, padding=self.kernel_size // 2)
+        return out.transpose(1, 2)  # [N, T', C_out]
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}({self.in_channels}, {self.out_channels}, '

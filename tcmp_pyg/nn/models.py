@@ -346,3 +346,41 @@ class AttentionGCN(_SkeletonModel):
     def __repr__(self) -> str:
         return (f'{type(self).__name__}({self.in_channels}, {self.num_classes}, '
                 f"layout='{self.layout.name}', heads={self.heads})")
+
+
+MODEL_NAMES = ('stgcn', 'stgcn-compact', 'attention-gcn')
+COMPACT_CHANNELS = (32, 32, 64, 64)
+
+
+def build_model(name: str, in_channels: int, num_classes: int,
+                layout: LayoutLike, *, num_frames: int = 32) -> _SkeletonModel:
+    r"""Builds a named preset.
+
+    - ``'stgcn'``: the standard 10-block ST-GCN.
+    - ``'stgcn-compact'``: 4 blocks of 32, 32, 64, 64 channels (stride 2 at
+      the third), about 0.12 M parameters, for small datasets and CPU
+      training.
+    - ``'attention-gcn'``: :class:`AttentionGCN` with its defaults (needs
+      ``num_frames``).
+    """
+    if name == 'stgcn':
+        return STGCN(in_channels, num_classes, layout)
+    if name == 'stgcn-compact':
+        return STGCN(in_channels, num_classes, layout, channels=COMPACT_CHANNELS,
+                     dropout=0.2)
+    if name == 'attention-gcn':
+        return AttentionGCN(in_channels, num_classes, layout, num_frames=num_frames)
+    raise ValueError(f"Unknown model '{name}' (expected one of {MODEL_NAMES})")
+
+
+def model_from_config(class_name: str, config: Dict[str, Any]) -> _SkeletonModel:
+    """Rebuilds a model from its class name and :meth:`config` (checkpoints)."""
+    classes = {'STGCN': STGCN, 'AttentionGCN': AttentionGCN}
+    if class_name not in classes:
+        raise ValueError(f"Unknown model class '{class_name}' (expected one of "
+                         f"{sorted(classes)})")
+    config = dict(config)
+    config['layout'] = SkeletonLayout.from_dict(config['layout'])
+    args = (config.pop('in_channels'), config.pop('num_classes'),
+            config.pop('layout'))
+    return classes[class_name](*args, **config)

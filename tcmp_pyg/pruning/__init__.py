@@ -11,9 +11,28 @@ from tcmp_pyg.pruning.magnitude import (EffectivePruning, MagnitudePruning,
 from tcmp_pyg.pruning.tcmp import TCMP
 
 __all__ = [
-    'ConnectivityReport', 'EffectivePruning', 'MagnitudePruning',
+    'METHOD_NAMES', 'ConnectivityReport', 'EffectivePruning', 'make_pruner', 'MagnitudePruning',
     'PruningMethod', 'RandomPruning', 'TCMP', 'budget_from_amount',
     'connectivity', 'cubic_schedule', 'effective_correction',
     'gate_dead_channels', 'live_masks', 'magnitude_prune', 'open_gates',
     'prunable_weights', 'reset_masks', 'shortest_path_weights',
 ]
+
+METHOD_NAMES = ('mp', 'random', 'mp-effective', 'tcmp')
+
+
+def make_pruner(name: str, model, amount, *, tcmp_mode: str = 'hard',
+                start: float = 0.1, end: float = 0.6, update_every: int = 1,
+                seed: int = 0) -> PruningMethod:
+    """Builds the pruning method called ``name`` (CLI and sweep names)."""
+    schedule = dict(start=start, end=end, update_every=update_every)
+    if name == 'mp':
+        return MagnitudePruning(model, amount, **schedule)
+    if name == 'random':
+        return RandomPruning(model, amount, seed=seed, **schedule)
+    if name == 'mp-effective':
+        return EffectivePruning(model, amount, **schedule)
+    if name == 'tcmp':
+        return TCMP(model, amount, mode=tcmp_mode, **schedule)
+    raise ValueError(f"Unknown pruning method '{name}' (expected one of "
+                     f"{METHOD_NAMES})")

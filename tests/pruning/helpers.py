@@ -1,0 +1,86 @@
+"""Small models, batches and a brute-force neuron-graph reachability."""
+from collections import deque
+
+import torch
+from torch_geometric.data import Batch, Data
+
+from tcmp_pyg.layouts import get_layout
+from tcmp_pyg.nn import STGCN, AttentionGCN, prunable_weights
+
+
+def small_stgcn(channels=(4, 6, 6), seed=0, **kwargs):
+    torch.manual_seed(seed)
+    return STGCN(3, 5, 'sbu', channels=channels, **kwargs)
+
+
+def small_attention(seed=0):
+    torch.manual_seed(seed)
+    return AttentionGCN(3, 5, 'sbu', num_frames=6, heads=2, head_channels=3,
+                        hidden_channels=7)
+
+
+def batch(layout='sbu', B=3, T=6, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    layout = get_layout(layout)
+    return Batch.from_data_list([
+        Data(x=torch.randn(layout.num_nodes, T, 3, generator=gen),
+             edge_index=layout.edge_index()) for _ in range(B)])
+
+
+def random_masks(model, density, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    for _, module in prunable_weights(model):
+        module.set_mask(torch.rand(module.weight.shape, generator=gen) < density)
+
+
+def randomize_norms(model, seed=0):
+    """Non-trivial BatchNorm statistics and shifts (constants on every channel)."""
+    gen = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.running_mean.normal_(0, 0.5, generator=gen)
+            m.running_var.uniform_(0.5, 2.0, generator=gen)
+            m.bias.data.normal_(0, 0.5, generator=gen)
+
+
+def brute_force(model):
+    """Accessible / co-accessible (node, channel) pairs of the explicit neuron
+    graph, by BFS, and the number of live entries per layer."""
+    flow = model.channel_flow()
+    succ, pred = {}, {}
+
+    def link(a, b):
+        succ.setdefault(a, []).append(b)
+        pred.setdefault(b, []).append(a)
+
+    entries = []
+    for e in flow.edges:
+        if e.module is None:
+            for c in range(flow.nodes[e.src].size):
+                link((e.src, c), (e.dst, e.offset + c))
+            continue
+        mod = e.module
+        mask = mod.weight_mask
+        kept = []
+        for idx in (mask != 0).nonzero().tolist():
+            i, o = idx[mod.in_axis], idx[mod.out_axis]
+            link((e.src, i), (e.dst, o))
+            kept.append((i, o))
+        entries.append((e, kept))
+
+    def bfs(starts, nbrs):
+        seen = set(starts)
+        queue = deque(starts)
+        while queue:
+            v = queue.popleft()
+            for u in nbrs.get(v, ()):
+                if u not in seen:
+                    seen.add(u)
+                    queue.append(u)
+        return seen
+
+    acc = bfs([(0, c) for c in range(flow.nodes[0].size)], succ)
+    co = bfs([(flow.output, c) for c in range(flow.nodes[flow.output].size)], pred)
+    live = [sum((e.src, i) in acc and (e.dst, o) in co for i, o in kept)
+            for e, kept in entries]
+    return acc, co, live

@@ -1,0 +1,118 @@
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tcmp_pyg.nn import prunable_weights
+from tcmp_pyg.pruning import TCMP, connectivity, shortest_path_weights
+from tcmp_pyg.pruning.connectivity import flow_layers
+from tcmp_pyg.pruning.select import consistent_masks
+
+from helpers import batch, small_attention, small_stgcn
+
+
+def kept(model):
+    return sum(int(m.weight_mask.detach().ne(0).sum()) for _, m in prunable_weights(model))
+
+
+@settings(max_examples=40, deadline=None)
+@given(channels=st.lists(st.integers(2, 8), min_size=1, max_size=4),
+       frac=st.floats(0.0, 1.0), seed=st.integers(0, 10_000))
+def test_consistent_selection_is_exact_and_consistent(channels, frac, seed):
+    model = small_stgcn(tuple(channels), seed=seed)
+    flow, layers = flow_layers(model)
+    total = sum(fl.module.weight.numel() for fl in layers)
+    low = shortest_path_weights(model)
+    budget = int(low + frac * (total - 1 - low))
+    gen = torch.Generator().manual_seed(seed)
+    scores = [torch.rand(fl.module.weight.shape, generator=gen) *
+              torch.rand(1, generator=gen) for fl in layers]  # uneven layer scales
+    masks, live = consistent_masks(flow, layers, scores, budget)
+    report = connectivity(model, masks)
+    assert report.is_consistent and not report.disconnected
+    assert report.kept == live <= budget
+    assert live == budget
+
+
+@pytest.mark.parametrize('make', [small_stgcn, small_attention])
+@pytest.mark.parametrize('mode', ['hard', 'relaxed'])
+def test_tcmp_is_consistent_at_every_update(make, mode):
+    model = make()
+    pruner = TCMP(model, 0.95, mode=mode, start=0.1, end=0.7)
+    steps = 20
+    pruner.setup(steps)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    data = batch()
+    seen_updates = 0
+    for step in range(steps):
+        updates = pruner.updates
+        pruner.step(step)
+        if pruner.updates > updates:
+            seen_updates += 1
+            report = connectivity(model)
+            assert report.is_consistent and not report.disconnected
+            assert report.live == report.kept == pruner.kept_at(step)
+        loss = model(data).square().mean()
+        penalty = pruner.penalty()
+        if mode == 'relaxed' and pruner.start_step <= step < pruner.end_step:
+            assert penalty is not None and penalty.requires_grad
+        if penalty is not None:
+            loss = loss + penalty
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    pruner.finalize()
+    assert seen_updates >= 8
+    report = connectivity(model)
+    assert report.is_consistent and report.live == report.kept == pruner.budget
+    for _, m in prunable_weights(model):  # crisp at the end
+        assert not m.weight_mask.requires_grad
+        assert set(m.weight_mask.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_relaxed_gradients_reach_the_latent_weights_through_the_mask():
+    model = small_stgcn((6, 6))
+    pruner = TCMP(model, 0.9, mode='relaxed', start=0.0, end=1.0)
+    pruner.setup(10)
+    pruner.step(3)
+    penalty = pruner.penalty()
+    penalty.backward()
+    grads = [m.weight.grad for _, m in prunable_weights(model)]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+def test_tcmp_gates_dead_channels_so_the_output_is_the_kept_subnetwork():
+    model = small_stgcn((8, 8, 8))
+    pruner = TCMP(model, 0.97, start=0.0, end=0.0)
+    pruner.setup(1)
+    pruner.step(0)
+    model.eval()
+    data = batch()
+    out = model(data)
+    report = connectivity(model)
+    for node, a, c in zip(report.flow.nodes, report.accessible, report.co_accessible):
+        if node.gate is not None:
+            assert torch.equal(node.gate.gate.bool(), a & c)
+    assert out.shape == (3, 5)
+
+
+def test_extreme_budget_on_unbalanced_layers_stays_exact():
+    # At init the first layers have much larger weights: the top magnitudes
+    # alone are disconnected, and the first connected top-k overshoots.
+    model = small_stgcn((32, 64, 64))
+    pruner = TCMP(model, 0.999)
+    pruner.update(pruner.budget, final=True)
+    report = connectivity(model)
+    assert report.is_consistent and not report.disconnected
+    assert report.live == pruner.budget
+
+
+def test_tcmp_refuses_bad_input():
+    model = small_stgcn((4, 6, 6))
+    total = sum(m.weight.numel() for _, m in prunable_weights(model))
+    with pytest.raises(ValueError, match='needs 4'):
+        TCMP(model, total - 2)
+    with pytest.raises(ValueError, match="'hard' or 'relaxed'"):
+        TCMP(model, 0.9, mode='soft')
+    with pytest.raises(TypeError, match='does not declare how channels flow'):
+        TCMP(torch.nn.Sequential(torch.nn.Linear(2, 2)), 0.5)
