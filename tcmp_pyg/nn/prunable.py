@@ -145,12 +145,13 @@ class FlowNode:
 @dataclass
 class FlowEdge:
     """Channels of ``src`` feed channels of ``dst``: through a prunable layer
-    (``module``) or one to one (``module is None``, ``src`` channels onto
-    ``dst`` channels ``offset .. offset + size(src)``)."""
+    (``module``), or one to one (``module is None``): channel
+    ``src_index[j]`` of ``src`` onto channel ``dst_index[j]`` of ``dst``."""
     src: int
     dst: int
     module: Optional[PrunableModule] = None
-    offset: int = 0
+    src_index: Optional[Tensor] = None
+    dst_index: Optional[Tensor] = None
 
 
 @dataclass
@@ -189,18 +190,36 @@ class ChannelFlow:
         if len(sizes) != 1:
             raise ValueError(f"ChannelFlow: cannot add nodes of sizes "
                              f"{sorted(sizes)} in '{name}'")
-        dst = self._node(name, sizes.pop(), gate)
-        self.edges.extend(FlowEdge(s, dst) for s in srcs)
-        return dst
+        size = sizes.pop()
+        return self.merge(name, size, [(s, None, range(size)) for s in srcs], gate)
 
     def concat(self, srcs: Sequence[int], name: str,
                gate: Optional[ChannelGate] = None) -> int:
         """A node concatenating nodes along the channel axis."""
-        dst = self._node(name, sum(self.nodes[s].size for s in srcs), gate)
-        offset = 0
+        parts, offset = [], 0
         for s in srcs:
-            self.edges.append(FlowEdge(s, dst, None, offset))
-            offset += self.nodes[s].size
+            n = self.nodes[s].size
+            parts.append((s, None, range(offset, offset + n)))
+            offset += n
+        return self.merge(name, offset, parts, gate)
+
+    def merge(self, name: str, size: int,
+              parts: Sequence[Tuple[int, Optional[Sequence[int]], Sequence[int]]],
+              gate: Optional[ChannelGate] = None) -> int:
+        """A node of ``size`` channels receiving, one to one, channels
+        ``src_index`` of each part's node (all when None) at ``dst_index``
+        (a residual sum onto a subset of channels, a concatenation...)."""
+        dst = self._node(name, size, gate)
+        for src, src_index, dst_index in parts:
+            src_index = (torch.arange(self.nodes[src].size) if src_index is None
+                         else torch.as_tensor(list(src_index), dtype=torch.long))
+            dst_index = torch.as_tensor(list(dst_index), dtype=torch.long)
+            if src_index.numel() != dst_index.numel() or (
+                    dst_index.numel() and int(dst_index.max()) >= size):
+                raise ValueError(f"ChannelFlow: part of node '{name}' maps "
+                                 f"{src_index.numel()} channels onto "
+                                 f"{dst_index.numel()} of {size}")
+            self.edges.append(FlowEdge(src, dst, None, src_index, dst_index))
         return dst
 
     def set_output(self, node: int) -> None:

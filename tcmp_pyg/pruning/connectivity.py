@@ -102,16 +102,14 @@ def reachability(flow: ChannelFlow, connections: Sequence[Tensor]
             if e.module is not None:
                 acc[v] |= (acc[e.src].float() @ conn[i]) > 0
             else:
-                n = flow.nodes[e.src].size
-                acc[v][e.offset:e.offset + n] |= acc[e.src]
+                acc[v][e.dst_index.to(device)] |= acc[e.src][e.src_index.to(device)]
     for v in range(len(flow.nodes) - 1, -1, -1):
         for i in outgoing[v]:
             e = flow.edges[i]
             if e.module is not None:
                 co[v] |= (conn[i] @ co[e.dst].float()) > 0
             else:
-                n = flow.nodes[v].size
-                co[v] |= co[e.dst][e.offset:e.offset + n]
+                co[v][e.src_index.to(device)] |= co[e.dst][e.dst_index.to(device)]
     return acc, co
 
 

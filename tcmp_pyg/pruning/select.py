@@ -302,14 +302,12 @@ def _best_path(flow: ChannelFlow, layers: Sequence[FlowLayer], flat: Tensor,
             if e.dst != v:
                 continue
             if e.module is None:
-                n = flow.nodes[e.src].size
-                c = cost[e.src]
-                cur = best[e.offset:e.offset + n]
-                better = c < cur
-                cur[better] = c[better]
-                how_edge[e.offset:e.offset + n][better] = ei
-                how_ch[e.offset:e.offset + n][better] = torch.arange(
-                    n, device=flat.device)[better]
+                si, di = e.src_index.to(flat.device), e.dst_index.to(flat.device)
+                c = cost[e.src][si]
+                better = c < best[di]
+                best[di[better]] = c[better]
+                how_edge[di[better]] = ei
+                how_ch[di[better]] = si[better]
                 continue
             li = edge_layer[id(e)]
             mod = layers[li].module

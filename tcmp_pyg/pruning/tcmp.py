@@ -39,12 +39,9 @@ def relaxed_reachability(flow: ChannelFlow, layers: List[FlowLayer],
                 continue
             if e.module is not None:
                 total = total + acc[e.src] @ conn[id(e)]
-            else:
-                n = flow.nodes[e.src].size
-                pad = torch.zeros(flow.nodes[v].size, device=dev)
-                pad = pad.index_put((torch.arange(e.offset, e.offset + n, device=dev),),
-                                    -torch.log1p(-acc[e.src].clamp(max=1 - 1e-6)))
-                total = total + pad
+            else:  # probabilistic OR: evidence -log(1 - a) adds up
+                evidence = -torch.log1p(-acc[e.src][e.src_index.to(dev)].clamp(max=1 - 1e-6))
+                total = total.index_add(0, e.dst_index.to(dev), evidence)
         acc[v] = 1.0 - torch.exp(-total)
     co: List[Optional[Tensor]] = [None] * len(flow.nodes)
     co[flow.output] = torch.ones(flow.nodes[flow.output].size, device=dev)
@@ -58,9 +55,9 @@ def relaxed_reachability(flow: ChannelFlow, layers: List[FlowLayer],
             if e.module is not None:
                 total = total + conn[id(e)] @ co[e.dst]
             else:
-                n = flow.nodes[v].size
-                c = co[e.dst][e.offset:e.offset + n]
-                total = total - torch.log1p(-c.clamp(max=1 - 1e-6))
+                c = co[e.dst][e.dst_index.to(dev)]
+                total = total.index_add(0, e.src_index.to(dev),
+                                        -torch.log1p(-c.clamp(max=1 - 1e-6)))
         co[v] = 1.0 - torch.exp(-total)
     return acc, co
 

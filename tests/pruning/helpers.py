@@ -56,8 +56,8 @@ def brute_force(model):
     entries = []
     for e in flow.edges:
         if e.module is None:
-            for c in range(flow.nodes[e.src].size):
-                link((e.src, c), (e.dst, e.offset + c))
+            for a, b in zip(e.src_index.tolist(), e.dst_index.tolist()):
+                link((e.src, a), (e.dst, b))
             continue
         mod = e.module
         mask = mod.weight_mask
