@@ -1,4 +1,5 @@
 """Layers and models with prunable weights."""
+from tcmp_pyg.nn.compact import CompactAttentionGCN, CompactSTGCN
 from tcmp_pyg.nn.conv import Linear, STGraphConv, TemporalConv, spatial_partitions
 from tcmp_pyg.nn.models import (MODEL_NAMES, AttentionGCN, STGCN, STGCNBlock,
                                  build_model, model_from_config)

@@ -375,7 +375,10 @@ def build_model(name: str, in_channels: int, num_classes: int,
 
 def model_from_config(class_name: str, config: Dict[str, Any]) -> _SkeletonModel:
     """Rebuilds a model from its class name and :meth:`config` (checkpoints)."""
-    classes = {'STGCN': STGCN, 'AttentionGCN': AttentionGCN}
+    from tcmp_pyg.nn.compact import CompactAttentionGCN, CompactSTGCN
+    classes = {'STGCN': STGCN, 'AttentionGCN': AttentionGCN,
+               'CompactSTGCN': CompactSTGCN,
+               'CompactAttentionGCN': CompactAttentionGCN}
     if class_name not in classes:
         raise ValueError(f"Unknown model class '{class_name}' (expected one of "
                          f"{sorted(classes)})")
