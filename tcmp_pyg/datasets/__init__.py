@@ -1,0 +1,27 @@
+"""Skeleton action datasets as PyG ``InMemoryDataset`` s (one graph per
+sequence), and :obj:`DATASETS`, the short names the command line uses."""
+from typing import Dict, Type
+
+from tcmp_pyg.datasets.base import SkeletonDataset, skeleton_to_data
+from tcmp_pyg.datasets.fpha import FPHA
+from tcmp_pyg.datasets.msr import MSRAction3D
+from tcmp_pyg.datasets.ntu import NTURGBD, parse_ntu_skeleton
+from tcmp_pyg.datasets.parsing import SkippedSequenceWarning
+from tcmp_pyg.datasets.sbu import SBUKinectInteraction
+from tcmp_pyg.datasets.synthetic import SyntheticSkeletonActions
+from tcmp_pyg.datasets.utkinect import UTKinectAction3D
+
+DATASETS: Dict[str, Type[SkeletonDataset]] = {
+    'sbu': SBUKinectInteraction,
+    'utkinect': UTKinectAction3D,
+    'msr': MSRAction3D,
+    'fpha': FPHA,
+    'ntu': NTURGBD,
+    'synthetic': SyntheticSkeletonActions,
+}
+
+__all__ = [
+    'DATASETS', 'FPHA', 'MSRAction3D', 'NTURGBD', 'SBUKinectInteraction',
+    'SkeletonDataset', 'SkippedSequenceWarning', 'SyntheticSkeletonActions',
+    'UTKinectAction3D', 'parse_ntu_skeleton', 'skeleton_to_data',
+]

@@ -1,0 +1,363 @@
+"""NTU RGB+D 60 and 120: Kinect v2 skeletons of one or two people."""
+from __future__ import annotations
+
+import os
+import os.path as osp
+import re
+from typing import Callable, Dict, List, NamedTuple, Optional, Set, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch_geometric.data import Data
+
+from tcmp_pyg.datasets.base import (SkeletonDataset, check_choice,
+                                    check_num_frames, skeleton_to_data)
+from tcmp_pyg.datasets.parsing import (Line, parse_int, parse_rows, read_lines,
+                                       require_lines, warn_skipped, where)
+from tcmp_pyg.layouts import NTU as NTU_LAYOUT
+
+NTU_CLASSES = (
+    'drink water', 'eat meal/snack', 'brushing teeth', 'brushing hair', 'drop',
+    'pickup', 'throw', 'sitting down', 'standing up (from sitting position)',
+    'clapping', 'reading', 'writing', 'tear up paper', 'wear jacket',
+    'take off jacket', 'wear a shoe', 'take off a shoe', 'wear on glasses',
+    'take off glasses', 'put on a hat/cap', 'take off a hat/cap', 'cheer up',
+    'hand waving', 'kicking something', 'reach into pocket',
+    'hopping (one foot jumping)', 'jump up', 'make a phone call/answer phone',
+    'playing with phone/tablet', 'typing on a keyboard',
+    'pointing to something with finger', 'taking a selfie',
+    'check time (from watch)', 'rub two hands together', 'nod head/bow',
+    'shake head', 'wipe face', 'salute', 'put the palms together',
+    'cross hands in front (say stop)', 'sneeze/cough', 'staggering', 'falling',
+    'touch head (headache)', 'touch chest (stomachache/heart pain)',
+    'touch back (backache)', 'touch neck (neckache)',
+    'nausea or vomiting condition', 'use a fan (with hand or paper)/feeling warm',
+    'punching/slapping other person', 'kicking other person',
+    'pushing other person', 'pat on back of other person',
+    'point finger at the other person', 'hugging other person',
+    'giving something to other person', "touch other person's pocket",
+    'handshaking', 'walking towards each other',
+    'walking apart from each other',
+    # NTU RGB+D 120 only:
+    'put on headphone', 'take off headphone', 'shoot at the basket',
+    'bounce ball', 'tennis bat swing', 'juggling table tennis balls',
+    'hush (quite)', 'flick hair', 'thumb up', 'thumb down', 'make ok sign',
+    'make victory sign', 'staple book', 'counting money', 'cutting nails',
+    'cutting paper (using scissors)', 'snapping fingers', 'open bottle',
+    'sniff (smell)', 'squat down', 'toss a coin', 'fold paper',
+    'ball up paper', 'play magic cube', 'apply cream on face',
+    'apply cream on hand back', 'put on bag', 'take off bag',
+    'put something into a bag', 'take something out of a bag', 'open a box',
+    'move heavy objects', 'shake fist', 'throw up cap/hat',
+    'hands up (both hands)', 'cross arms', 'arm circles', 'arm swings',
+    'running on the spot', 'butt kicks (kick backward)', 'cross toe touch',
+    'side kick', 'yawn', 'stretch oneself', 'blow nose',
+    'hit other person with something', 'wield knife towards other person',
+    'knock over other person (hit with body)', "grab other person's stuff",
+    'shoot at other person with a gun', 'step on foot', 'high-five',
+    'cheers and drink', 'carry something with other person',
+    'take a photo of other person', 'follow other person',
+    "whisper in other person's ear", 'exchange things with other person',
+    'support somebody with hand',
+    'finger-guessing game (playing rock-paper-scissors)',
+)
+
+NTU60_XSUB_TRAIN = (1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28,
+                    31, 34, 35, 38)
+NTU120_XSUB_TRAIN = NTU60_XSUB_TRAIN + (
+    45, 46, 47, 49, 50, 52, 53, 54, 55, 56, 57, 58, 59, 70, 74, 78, 80, 81, 82,
+    83, 84, 85, 86, 89, 91, 92, 93, 94, 95, 97, 98, 100, 103)
+NTU_XVIEW_TRAIN_CAMERAS = (2, 3)
+# variant -> (number of actions, number of setups, benchmarks)
+NTU_VARIANTS = {'60': (60, 17, ('xsub', 'xview')),
+                '120': (120, 32, ('xsub', 'xset'))}
+NTU_MISSING_FILES = ('NTU_RGBD_samples_with_missing_skeletons.txt',
+                     'NTU_RGBD120_samples_with_missing_skeletons.txt')
+
+NTU_NUM_JOINTS = 25
+_NAME = re.compile(r'S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})')
+
+
+class NTUName(NamedTuple):
+    """The fields of a sample name ``SsssCcccPpppRrrrAaaa``."""
+    setup: int
+    camera: int
+    subject: int
+    replication: int
+    action: int
+
+
+def parse_ntu_name(name: str) -> Optional[NTUName]:
+    """The fields of ``SsssCcccPpppRrrrAaaa[.skeleton]``, or :obj:`None`."""
+    m = _NAME.fullmatch(name[:-len('.skeleton')] if name.endswith('.skeleton')
+                        else name)
+    return None if m is None else NTUName(*(int(g) for g in m.groups()))
+
+
+class _Cursor:
+    """Walks the non-blank lines of a ``.skeleton`` file."""
+    def __init__(self, path: str, lines: List[Line]) -> None:
+        self.path, self.lines, self.i = path, lines, 0
+
+    def take(self, n: int, what: str) -> List[Line]:
+        if self.i + n > len(self.lines):
+            last = self.lines[-1][0] if self.lines else 0
+            raise ValueError(f"{where(self.path, last)}: the file ends while "
+                             f"reading {what} (truncated file?)")
+        out = self.lines[self.i:self.i + n]
+        self.i += n
+        return out
+
+    def count(self, what: str, exact: Optional[int] = None) -> int:
+        lineno, line = self.take(1, what)[0]
+        tokens = line.split()
+        if len(tokens) != 1:
+            raise ValueError(f"{where(self.path, lineno)}: expected one integer "
+                             f"({what}) (got {len(tokens)} values)")
+        value = parse_int(tokens[0], self.path, lineno, what, minimum=0)
+        if exact is not None and value != exact:
+            raise ValueError(f"{where(self.path, lineno)}: expected {what} "
+                             f"to be {exact} (got {value})")
+        return value
+
+
+def parse_ntu_skeleton(path: str, max_bodies: int = 2) -> np.ndarray:
+    r"""Parses one NTU RGB+D ``.skeleton`` file and keeps its most-moving
+    bodies.
+
+    Format (one item per line): the frame count; per frame a body count; per
+    body a line of 10 values (``bodyID clipedEdges handLeftConfidence
+    handLeftState handRightConfidence handRightState isResticted leanX leanY
+    trackingState``), a joint-count line (25), then 25 lines of 12 values
+    (``x y z depthX depthY colorX colorY orientationW orientationX
+    orientationY orientationZ trackingState``).
+
+    As in the standard preprocessing, frames without any body are dropped,
+    every ``bodyID`` is followed over the frames, and the ``max_bodies``
+    bodies with the largest motion (sum over ``x, y, z`` of the variance of
+    their joints over all their frames) are kept, most moving first; a body
+    is zero in the frames where it is not tracked.
+
+    This is a module-level function of the path only, so it can run in
+    worker processes.
+
+    Args:
+        path (str): The ``.skeleton`` file.
+        max_bodies (int, optional): Bodies to keep. (default: :obj:`2`)
+
+    Returns:
+        float32 array of shape ``[T, max_bodies, 25, 3]`` (metres, camera
+        coordinates); ``T`` is 0 when no frame has a body.
+
+    Raises:
+        ValueError: Naming the file and line if the file is malformed.
+    """
+    lines = read_lines(path)
+    require_lines(path, lines, 'a frame count on the first line')
+    cur = _Cursor(path, lines)
+    num_frames = cur.count('frame count')
+    V = NTU_NUM_JOINTS
+    # bodyID (plus its rank within the frame, should an ID repeat) ->
+    # (kept-frame indices, joints per frame)
+    tracks: Dict[Tuple[str, int], Tuple[List[int], List[np.ndarray]]] = {}
+    kept = 0
+    for t in range(num_frames):
+        num_bodies = cur.count(f'body count of frame {t + 1}')
+        ranks: Dict[str, int] = {}
+        for b in range(num_bodies):
+            what = f'frame {t + 1}, body {b + 1}'
+            info = cur.take(1, f'the body line of {what}')
+            parse_rows(path, info, 10, 'bodyID clipedEdges handLeftConfidence '
+                       'handLeftState handRightConfidence handRightState '
+                       'isResticted leanX leanY trackingState')
+            # The ID is a 64-bit tracking number: keep its text, floats would
+            # merge neighbouring IDs.
+            token = info[0][1].split()[0]
+            parse_int(token, path, info[0][0], 'bodyID')
+            cur.count(f'joint count of {what}', exact=V)
+            joints = parse_rows(path, cur.take(V, f'the {V} joint lines of {what}'),
+                                12, 'x y z depthX depthY colorX colorY '
+                                'orientationW orientationX orientationY '
+                                'orientationZ trackingState')
+            rank = ranks[token] = ranks.get(token, -1) + 1
+            frames, coords = tracks.setdefault((token, rank), ([], []))
+            frames.append(kept)
+            coords.append(joints[:, :3])
+        if num_bodies:
+            kept += 1
+    rest = lines[cur.i:]
+    if rest:
+        raise ValueError(f"{where(path, rest[0][0])}: expected the end of the "
+                         f"file after the {num_frames} frame(s) announced on "
+                         f"line {lines[0][0]}")
+
+    def motion(track: Tuple[List[int], List[np.ndarray]]) -> float:
+        joints = np.concatenate(track[1])  # [frames * 25, 3]
+        return float(np.var(joints, axis=0).sum())
+
+    # A stable sort: equal motion keeps the order of first appearance.
+    ranked = sorted(tracks.values(), key=motion, reverse=True)
+    seq = np.zeros((kept, max_bodies, V, 3), dtype=np.float32)
+    for m, (frames, coords) in enumerate(ranked[:max_bodies]):
+        seq[frames, m] = np.stack(coords)
+    return seq
+
+
+def read_ntu_missing(path: str) -> Set[str]:
+    """Sample names listed in an NTU missing-skeletons file (one per line;
+    lines that are not a sample name, such as a header, are ignored)."""
+    return {line.split()[0] for _, line in read_lines(path)
+            if parse_ntu_name(line.split()[0]) is not None}
+
+
+class NTURGBD(SkeletonDataset):
+    r"""The NTU RGB+D 60 and 120 datasets from the `"NTU RGB+D: A Large Scale
+    Dataset for 3D Human Activity Analysis" <https://arxiv.org/abs/1604.02808>`_
+    and `"NTU RGB+D 120" <https://arxiv.org/abs/1905.04757>`_ papers: Kinect v2
+    skeletons (25 joints) of one or two people.
+
+    Each ``.skeleton`` file is parsed by :func:`parse_ntu_skeleton` (frames
+    without a body dropped, the two most-moving bodies kept). Samples without
+    any body are skipped with one warning; when the release's missing-skeleton
+    list (``NTU_RGBD_samples_with_missing_skeletons.txt`` or
+    ``NTU_RGBD120_samples_with_missing_skeletons.txt``) lies in ``raw/``, the
+    samples it names are excluded. ``variant='60'`` uses actions 1--60 of
+    setups 1--17 only.
+
+    Benchmarks: ``'xsub'`` (the standard training subjects), ``'xview'``
+    (cameras 2 and 3 train; NTU-60) and ``'xset'`` (even setup ids train;
+    NTU-120).
+
+    Every sample is a graph with ``x`` of shape ``[2 * 25, num_frames, 3]``,
+    ``y`` (action - 1), ``length`` (frames with a body), ``setup``,
+    ``camera``, ``subject``, ``replication`` and ``source`` (the file name).
+
+    **STATS:**
+
+    .. list-table::
+        :widths: 10 10 10 10 10
+        :header-rows: 1
+
+        * - Variant
+          - #samples
+          - #classes
+          - #bodies x #joints
+          - Benchmarks
+        * - 60
+          - 56,880 (56,578 with skeletons)
+          - 60
+          - 2 x 25
+          - xsub, xview
+        * - 120
+          - 114,480 (113,945 with skeletons)
+          - 120
+          - 2 x 25
+          - xsub, xset
+
+    Args:
+        root (str): Root directory; the ``.skeleton`` files go to ``root/raw/``
+            (or any folder below it, e.g. ``raw/nturgb+d_skeletons/``).
+        variant (str, optional): :obj:`'60'` or :obj:`'120'`.
+            (default: :obj:`'60'`)
+        benchmark (str, optional): :obj:`'xsub'`, :obj:`'xview'` (NTU-60) or
+            :obj:`'xset'` (NTU-120). (default: :obj:`'xsub'`)
+        split (str, optional): :obj:`'train'` or :obj:`'test'`.
+            (default: :obj:`'train'`)
+        num_frames (int, optional): Frames every sample is resampled to.
+            (default: :obj:`64`)
+        transform (callable, optional): Applied to each graph on access.
+        pre_transform (callable, optional): Applied before saving to disk.
+        pre_filter (callable, optional): Keeps the graphs it returns
+            :obj:`True` for, before saving to disk.
+        force_reload (bool, optional): Re-process the dataset.
+            (default: :obj:`False`)
+    """
+    name = 'ntu'
+    layout = NTU_LAYOUT
+    class_names = NTU_CLASSES
+    total_classes = len(NTU_CLASSES)
+    num_sequences = '56,880 (60) / 114,480 (120)'
+    protocols = 'xsub, xview (60); xsub, xset (120)'
+    raw_layout = ("root/raw/ (or a folder below it) holding the "
+                  "SsssCcccPpppRrrrAaaa.skeleton files, optionally the "
+                  "release's *_samples_with_missing_skeletons.txt")
+    obtain = ("Request the skeletons at https://rose1.ntu.edu.sg/dataset/"
+              "actionRecognition/ (academic research only, after accepting the "
+              "release agreement).")
+
+    def __init__(self, root: str, variant: str = '60', benchmark: str = 'xsub',
+                 split: str = 'train', num_frames: int = 64,
+                 transform: Optional[Callable] = None,
+                 pre_transform: Optional[Callable] = None,
+                 pre_filter: Optional[Callable] = None,
+                 force_reload: bool = False) -> None:
+        self.variant = check_choice('variant', str(variant), tuple(NTU_VARIANTS))
+        benchmarks = NTU_VARIANTS[self.variant][2]
+        self.benchmark = check_choice('benchmark', benchmark, benchmarks)
+        self.split = check_choice('split', split, ('train', 'test'))
+        self.num_frames = check_num_frames(num_frames)
+        super().__init__(root, transform, pre_transform, pre_filter,
+                         force_reload=force_reload)
+        self.class_names = NTU_CLASSES[:NTU_VARIANTS[self.variant][0]]
+
+    @property
+    def raw_file_names(self) -> List[str]:
+        # No fixed file list: whatever samples are there (none found makes
+        # the missing-raw-files error fire).
+        return self._find_files()
+
+    def _find_files(self) -> List[str]:
+        num_actions, num_setups, _ = NTU_VARIANTS[self.variant]
+        found = []
+        for folder, dirs, files in os.walk(self.raw_dir):
+            dirs.sort()
+            rel = osp.relpath(folder, self.raw_dir)
+            for f in files:
+                if not f.endswith('.skeleton'):
+                    continue
+                name = parse_ntu_name(f)
+                if name is None:
+                    raise ValueError(f"{osp.join(folder, f)}: expected a file "
+                                     f"name SsssCcccPpppRrrrAaaa.skeleton")
+                if name.action <= num_actions and name.setup <= num_setups:
+                    found.append(f if rel == '.' else osp.join(rel, f))
+        return sorted(found, key=osp.basename)
+
+    @property
+    def processed_file_names(self) -> List[str]:
+        return [self.processed_name(self.variant, f'T{self.num_frames}')]
+
+    def read_data_list(self) -> List[Data]:
+        missing: Set[str] = set()
+        for name in NTU_MISSING_FILES:
+            path = osp.join(self.raw_dir, name)
+            if osp.isfile(path):
+                missing |= read_ntu_missing(path)
+        data_list, no_body = [], []
+        for rel in self._find_files():
+            sample = osp.basename(rel)[:-len('.skeleton')]
+            if sample in missing:
+                continue
+            seq = parse_ntu_skeleton(osp.join(self.raw_dir, rel))
+            if len(seq) == 0:
+                no_body.append(sample)
+                continue
+            name = parse_ntu_name(sample)
+            data_list.append(skeleton_to_data(
+                seq, self.layout, name.action - 1, self.num_frames,
+                setup=name.setup, camera=name.camera, subject=name.subject,
+                replication=name.replication, source=rel.replace(os.sep, '/')))
+        warn_skipped(type(self).__name__, no_body, 'without any body')
+        return data_list
+
+    def split_mask(self) -> Tensor:
+        if self.benchmark == 'xsub':
+            subjects = NTU120_XSUB_TRAIN if self.variant == '120' else NTU60_XSUB_TRAIN
+            train = torch.isin(self.all_meta('subject'), torch.tensor(subjects))
+        elif self.benchmark == 'xview':
+            train = torch.isin(self.all_meta('camera'),
+                               torch.tensor(NTU_XVIEW_TRAIN_CAMERAS))
+        else:
+            train = self.all_meta('setup') % 2 == 0
+        return train if self.split == 'train' else ~train

@@ -1,0 +1,169 @@
+"""Reading raw text files with errors that name the file, the line and what
+was expected.
+
+Every parser of :mod:`tcmp_pyg.datasets` goes through these helpers, so a
+malformed raw file (wrong column count, non-numeric value, NaN/inf, truncated
+last line, wrong joint count, empty file, bytes that are not text) always
+raises a :class:`ValueError` of the form ``"<file>, line <n>: expected ...
+(got ...)"``.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+# A raw line: (1-based line number in the file, text without the newline).
+Line = Tuple[int, str]
+
+# Values are stored as float32: larger magnitudes would turn into inf.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+class SkippedSequenceWarning(UserWarning):
+    """A raw sequence was left out for a documented reason (e.g. no valid
+    frame); the message lists every such sequence of one processing run."""
+
+
+def where(path: str, lineno: Optional[int] = None) -> str:
+    """``"<path>, line <n>"`` (or just the path), the prefix of every error."""
+    return str(path) if lineno is None else f'{path}, line {lineno}'
+
+
+def shorten(token: str, limit: int = 30) -> str:
+    """``repr`` of a token, cut so that a corrupt file cannot flood a message."""
+    return repr(token if len(token) <= limit else token[:limit] + '...')
+
+
+def read_lines(path: str) -> List[Line]:
+    r"""Reads a text file into its non-blank lines.
+
+    Lines are split on ``\n`` only (a trailing ``\r`` is dropped), so line
+    numbers match what an editor shows; whitespace-only lines are skipped.
+
+    Args:
+        path (str): The file.
+
+    Returns:
+        A list of ``(line_number, text)`` pairs (1-based line numbers).
+
+    Raises:
+        ValueError: If the file is not UTF-8 text.
+    """
+    with open(path, 'rb') as f:
+        raw = f.read()
+    try:
+        text = raw.decode('utf-8')
+    except UnicodeDecodeError as e:
+        lineno = raw[:e.start].count(b'\n') + 1
+        raise ValueError(f"{where(path, lineno)}: expected UTF-8 text (got byte "
+                         f"0x{raw[e.start]:02x})") from None
+    lines = []
+    for i, line in enumerate(text.split('\n'), start=1):
+        line = line.rstrip('\r')
+        if line.strip():
+            lines.append((i, line))
+    return lines
+
+
+def parse_number(token: str, path: str, lineno: int, what: str) -> float:
+    """One finite number within float32 range, or a :class:`ValueError`
+    naming file and line."""
+    try:
+        value = float(token)
+    except ValueError:
+        raise ValueError(f"{where(path, lineno)}: expected a number ({what}) "
+                         f"(got {shorten(token)})") from None
+    if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
+        raise ValueError(f"{where(path, lineno)}: expected a finite number "
+                         f"within float32 range ({what}) (got {shorten(token)})")
+    return value
+
+
+def parse_int(token: str, path: str, lineno: int, what: str,
+              minimum: Optional[int] = None) -> int:
+    """One integer (at least ``minimum``), or a :class:`ValueError`."""
+    try:
+        value = int(token)
+    except ValueError:
+        raise ValueError(f"{where(path, lineno)}: expected an integer ({what}) "
+                         f"(got {shorten(token)})") from None
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{where(path, lineno)}: expected {what} >= {minimum} "
+                         f"(got {value})")
+    return value
+
+
+def parse_rows(path: str, lines: Sequence[Line], num_values: int, what: str,
+               sep: Optional[str] = None) -> np.ndarray:
+    r"""Parses lines of ``num_values`` finite numbers each.
+
+    Args:
+        path (str): The file (for error messages).
+        lines (Sequence[Line]): ``(line_number, text)`` pairs, e.g. from
+            :func:`read_lines`.
+        num_values (int): Values expected on every line.
+        what (str): What a line holds, e.g. ``'frame number + 2 x 15 x 3
+            coordinates'``; quoted in error messages.
+        sep (str, optional): Value separator. (default: :obj:`None`, any
+            whitespace)
+
+    Returns:
+        A float64 array of shape ``[len(lines), num_values]``.
+
+    Raises:
+        ValueError: Naming the first bad line: wrong value count (a
+            truncated last line is one), a non-numeric value, NaN, inf or a
+            magnitude beyond float32.
+    """
+    rows = [line.split(sep) for _, line in lines]
+    # Fast path: one numpy conversion; the slow loop below only runs to find
+    # and describe the first bad line.
+    if all(len(row) == num_values for row in rows):
+        try:
+            out = np.array(rows, dtype=np.float64).reshape(len(rows), num_values)
+        except ValueError:
+            out = None
+        if out is not None and (np.abs(out) <= FLOAT32_MAX).all():  # NaN fails too
+            return out
+    sep_name = 'whitespace-separated' if sep is None else f"'{sep}'-separated"
+    values = []
+    for (lineno, _), row in zip(lines, rows):
+        if len(row) != num_values:
+            hint = ' (truncated line?)' if len(row) < num_values else ''
+            raise ValueError(f"{where(path, lineno)}: expected {num_values} "
+                             f"{sep_name} values ({what}) (got {len(row)})"
+                             f"{hint}")
+        values.append([parse_number(tok, path, lineno, what) for tok in row])
+    return np.array(values, dtype=np.float64).reshape(len(rows), num_values)
+
+
+def check_integer_column(values: np.ndarray, path: str, lines: Sequence[Line],
+                         what: str) -> np.ndarray:
+    """Checks that a parsed column holds integers (e.g. frame numbers) and
+    returns it as int64."""
+    bad = np.flatnonzero((values != np.round(values)) | (np.abs(values) > 2**53))
+    if bad.size:
+        lineno = lines[int(bad[0])][0]
+        raise ValueError(f"{where(path, lineno)}: expected an integer {what} "
+                         f"(got {float(values[bad[0]])!r})")
+    return values.astype(np.int64)
+
+
+def require_lines(path: str, lines: Sequence[Line], what: str) -> None:
+    """Raises a :class:`ValueError` if a file has no non-blank line."""
+    if not lines:
+        raise ValueError(f"{path}: expected {what} (got an empty file)")
+
+
+def warn_skipped(dataset: str, names: Sequence[str], reason: str,
+                 limit: int = 20) -> None:
+    """One :class:`SkippedSequenceWarning` listing every skipped sequence."""
+    if not names:
+        return
+    shown = ', '.join(names[:limit])
+    more = f' and {len(names) - limit} more' if len(names) > limit else ''
+    warnings.warn(f"{dataset}: skipped {len(names)} sequence(s) {reason}: "
+                  f"{shown}{more}", SkippedSequenceWarning, stacklevel=3)
