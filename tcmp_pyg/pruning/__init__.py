@@ -8,12 +8,12 @@ from tcmp_pyg.pruning.connectivity import (ConnectivityReport, connectivity,
 from tcmp_pyg.pruning.magnitude import (EffectivePruning, MagnitudePruning,
                                         RandomPruning, effective_correction,
                                         magnitude_prune)
-from tcmp_pyg.pruning.compact import compact, count_parameters
+from tcmp_pyg.pruning.compact import compact, count_macs, count_parameters
 from tcmp_pyg.pruning.tcmp import TCMP
 
 __all__ = [
     'METHOD_NAMES', 'compact',
-    'count_parameters', 'ConnectivityReport', 'EffectivePruning', 'make_pruner', 'MagnitudePruning',
+    'count_macs', 'count_parameters', 'ConnectivityReport', 'EffectivePruning', 'make_pruner', 'MagnitudePruning',
     'PruningMethod', 'RandomPruning', 'TCMP', 'budget_from_amount',
     'connectivity', 'cubic_schedule', 'effective_correction',
     'gate_dead_channels', 'live_masks', 'magnitude_prune', 'open_gates',

@@ -181,3 +181,34 @@ def count_parameters(model: nn.Module, *, nonzero: bool = False) -> int:
         for _, m in prunable_weights(model):
             total -= int((m.weight_mask == 0).sum())
     return total
+
+
+def count_macs(model: nn.Module, example: Any) -> int:
+    r"""Multiply-accumulates of the prunable layers for one forward pass on
+    ``example`` (dense: what the layers compute, masked entries included),
+    divided by the number of graphs in the batch. The graph aggregation of
+    :class:`~tcmp_pyg.nn.STGraphConv` counts one MAC per edge, frame and
+    channel."""
+    from tcmp_pyg.nn.conv import Linear, STGraphConv, TemporalConv
+    total = [0]
+
+    def hook(module, inputs, output):
+        x = inputs[0]
+        if isinstance(module, STGraphConv):
+            N, T, _ = x.shape
+            edges = inputs[1].size(1) + N  # bones and self-loops
+            total[0] += N * T * module.weight.numel() + edges * T * module.in_channels
+        elif isinstance(module, TemporalConv):
+            total[0] += output.size(0) * output.size(1) * module.weight.numel()
+        elif isinstance(module, Linear):
+            rows = x.numel() // (module.in_channels * (module.nodes or 1))
+            total[0] += rows * module.weight.numel()
+
+    handles = [m.register_forward_hook(hook) for _, m in prunable_weights(model)]
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        for h in handles:
+            h.remove()
+    return total[0] // max(int(getattr(example, 'num_graphs', 1)), 1)
