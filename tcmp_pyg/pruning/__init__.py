@@ -10,6 +10,10 @@ from tcmp_pyg.pruning.magnitude import (EffectivePruning, MagnitudePruning,
                                         magnitude_prune)
 from tcmp_pyg.pruning.compact import compact, count_macs, count_parameters
 from tcmp_pyg.pruning.tcmp import TCMP
+from tcmp_pyg.pruning.connectivity import LayerView, channel_flow_of
+from tcmp_pyg.pruning.torch_prune import (PrunableConv1d, PrunableConv2d,
+                                          PrunableConv3d, PrunableLinear,
+                                          from_torch_prune, to_torch_prune)
 
 __all__ = [
     'METHOD_NAMES', 'compact',
@@ -18,6 +22,8 @@ __all__ = [
     'connectivity', 'cubic_schedule', 'effective_correction',
     'gate_dead_channels', 'live_masks', 'magnitude_prune', 'open_gates',
     'prunable_weights', 'reset_masks', 'shortest_path_weights',
+    'LayerView', 'channel_flow_of', 'PrunableConv1d', 'PrunableConv2d',
+    'PrunableConv3d', 'PrunableLinear', 'from_torch_prune', 'to_torch_prune',
 ]
 
 METHOD_NAMES = ('mp', 'random', 'mp-effective', 'tcmp')

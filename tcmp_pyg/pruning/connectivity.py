@@ -7,11 +7,15 @@ A channel is *accessible* when a path of kept connections reaches it from the
 model's input, *co-accessible* when such a path leads from it to the output
 (the logits). A kept weight is *live* when its input channel is accessible
 and its output channel co-accessible; otherwise it is *dead*.
+
+Models declare their flow (``channel_flow()``); a plain :class:`nn.Sequential`
+of Linear / Conv layers gets one automatically (:func:`channel_flow_of`),
+masks made by :mod:`torch.nn.utils.prune` included.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -21,9 +25,14 @@ from tcmp_pyg.nn.prunable import ChannelFlow, ChannelGate, FlowEdge, PrunableMod
 
 @dataclass
 class FlowLayer:
-    """A prunable layer of a flow: its name, module and flow edge."""
+    """A prunable layer of a flow: its name, module and flow edge.
+
+    ``module`` is the :class:`~tcmp_pyg.nn.PrunableModule` itself, or for a
+    layer of an automatic flow (:func:`channel_flow_of`) that has no such
+    class or whose input is flattened, a :class:`LayerView` of it.
+    """
     name: str
-    module: PrunableModule
+    module: Union[PrunableModule, 'LayerView']
     edge: FlowEdge
 
 
@@ -31,26 +40,35 @@ def flow_layers(model: nn.Module, flow: Optional[ChannelFlow] = None
                 ) -> Tuple[ChannelFlow, List[FlowLayer]]:
     r"""The model's channel flow and its prunable layers, in flow order.
 
+    A model declares its flow with ``channel_flow()``; an :class:`nn.Sequential`
+    without one gets the automatic flow of :func:`channel_flow_of`.
+
     Raises:
-        TypeError: if the model does not declare its channel flow, or has a
-            prunable layer outside it.
+        TypeError: if the model does not declare its channel flow (and is not
+            a supported :class:`nn.Sequential`), or has a prunable layer
+            outside it.
     """
     if flow is None:
-        if not hasattr(model, 'channel_flow'):
+        if hasattr(model, 'channel_flow'):
+            flow = model.channel_flow()
+        elif type(model) is nn.Sequential:  # a subclass may change forward()
+            flow = channel_flow_of(model)
+        else:
             raise TypeError(
                 f"{type(model).__name__} does not declare how channels flow "
                 f"through it (no 'channel_flow()' method), so its connectivity "
                 f"is unknown. Subclass tcmp_pyg.nn.FlowModel and describe the "
                 f"blocks with ChannelFlow.layer/add/concat.")
-        flow = model.channel_flow()
     names = {id(m): n for n, m in model.named_modules()}
     layers = []
     for edge, module in flow.layers():
-        if id(module) not in names:
+        target = module.module if isinstance(module, LayerView) else module
+        if id(target) not in names:
             raise ValueError(f"{type(model).__name__}.channel_flow() names a "
                              f"layer that is not a submodule: {module}")
-        layers.append(FlowLayer(names[id(module)], module, edge))
-    in_flow = {id(layer.module) for layer in layers}
+        layers.append(FlowLayer(names[id(target)], module, edge))
+    in_flow = {id(layer.module.module if isinstance(layer.module, LayerView)
+                  else layer.module) for layer in layers}
     for name, module in model.named_modules():
         if isinstance(module, PrunableModule) and id(module) not in in_flow:
             raise ValueError(f"{type(model).__name__}: prunable layer '{name}' "
@@ -62,6 +80,233 @@ def flow_layers(model: nn.Module, flow: Optional[ChannelFlow] = None
     if not layers:
         raise ValueError(f"{type(model).__name__} has no prunable weight")
     return flow, layers
+
+
+# -- automatic flows of plain torch models ------------------------------------
+
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_ELEMENTWISE = (
+    nn.Identity, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU,
+    nn.CELU, nn.GELU, nn.SiLU, nn.Mish, nn.Sigmoid, nn.Tanh, nn.Hardtanh,
+    nn.Hardswish, nn.Hardsigmoid, nn.Softplus, nn.Softsign, nn.Tanhshrink,
+    nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
+    nn.FeatureAlphaDropout)
+_POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d,
+          nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveMaxPool1d,
+          nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d, nn.AdaptiveAvgPool1d,
+          nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)
+_SUPPORTED = ("nn.Linear, nn.Conv1d/2d/3d (groups=1), tcmp_pyg.nn.Linear "
+              "(nodes=None), BatchNorm, element-wise activations, Dropout, "
+              "pooling, Flatten, a final Softmax/LogSoftmax and nested "
+              "nn.Sequential")
+
+
+class LayerView:
+    r"""A layer of an automatic flow (:func:`channel_flow_of`) as the analysis
+    sees it: a :class:`~tcmp_pyg.nn.PrunableModule`-like object with
+    ``in_axis=1`` and ``out_axis=0``, wrapping
+
+    - a plain :class:`nn.Linear` / :class:`nn.Conv1d` ... whose mask is
+      :mod:`torch.nn.utils.prune`'s ``weight_mask`` buffer (all ones when the
+      layer is not pruned); the latent weight is ``weight_orig``. Such a view
+      is read-only: convert the model with
+      :func:`~tcmp_pyg.pruning.from_torch_prune` (``convert=True``) to prune
+      it with this toolkit;
+    - or a prunable layer whose input is a flattened convolution output
+      (``spread > 1``): the weight ``[out, C * S]`` is seen as
+      ``[out, C, S]``, ``C`` convolution channels of ``S`` features each (the
+      kernel-axis trick of :class:`~tcmp_pyg.nn.Linear` with ``nodes``).
+      Reads and writes go to the layer.
+
+    Args:
+        module (nn.Module): The wrapped layer.
+        spread (int, optional): Input features per channel. (default: :obj:`1`)
+    """
+    in_axis = 1
+    out_axis = 0
+
+    def __init__(self, module: nn.Module, spread: int = 1) -> None:
+        self.module = module
+        self.spread = int(spread)
+
+    def _view(self, t: Tensor) -> Tensor:
+        return t if self.spread == 1 else t.view(t.size(0), -1, self.spread)
+
+    @property
+    def weight(self) -> Tensor:
+        """The latent (unmasked) weight."""
+        m = self.module
+        return self._view(m.weight_orig if hasattr(m, 'weight_orig') else m.weight)
+
+    @property
+    def weight_mask(self) -> Tensor:
+        mask = getattr(self.module, 'weight_mask', None)
+        return self._view(torch.ones_like(self.module.weight) if mask is None
+                          else mask)
+
+    @property
+    def num_in(self) -> int:
+        return self.weight.size(1)
+
+    @property
+    def num_out(self) -> int:
+        return self.weight.size(0)
+
+    # PrunableModule's versions read only weight, weight_mask and the axes.
+    channel_connections = PrunableModule.channel_connections
+    expand_channels = PrunableModule.expand_channels
+
+    def set_mask(self, mask: Tensor) -> None:
+        """Writes the mask of a prunable layer (refused for a plain one)."""
+        if not isinstance(self.module, PrunableModule):
+            raise TypeError(self._read_only())
+        if not isinstance(mask, Tensor) or mask.shape != self.weight.shape:
+            shape = tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
+            raise ValueError(f"{self}: expected a mask of shape "
+                             f"{tuple(self.weight.shape)} (got {shape})")
+        self.module.set_mask(mask.reshape(self.module.weight.shape))
+
+    @property
+    def straight_through(self) -> bool:
+        return bool(getattr(self.module, 'straight_through', False))
+
+    @straight_through.setter
+    def straight_through(self, value: bool) -> None:
+        if isinstance(self.module, PrunableModule):
+            self.module.straight_through = value
+        elif value:
+            raise TypeError(self._read_only())
+
+    def _read_only(self) -> str:
+        return (f"{type(self.module).__name__} is a plain torch layer: the "
+                f"connectivity analysis reads its mask (torch.nn.utils.prune's "
+                f"'weight_mask') but does not write it. Convert the model with "
+                f"tcmp_pyg.pruning.from_torch_prune(model, convert=True) to "
+                f"prune it with this toolkit.")
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}({self.module}, spread={self.spread})'
+
+
+def _leaves(seq: nn.Sequential, prefix: str) -> List[Tuple[str, nn.Module]]:
+    out = []
+    for name, child in seq.named_children():
+        full = f'{prefix}{name}'
+        if type(child) is nn.Sequential:
+            out += _leaves(child, f'{full}.')
+        else:
+            out.append((full, child))
+    return out
+
+
+def channel_flow_of(model: nn.Sequential) -> ChannelFlow:
+    r"""Derives the channel flow of a plain :class:`nn.Sequential`.
+
+    Linear layers map the last axis of ``[B, features]`` tensors, convolutions
+    the channel axis of ``[B, C, *spatial]`` tensors; BatchNorm, activations,
+    Dropout and pooling keep channels one to one. A :class:`nn.Flatten` after
+    a convolution turns channel ``c`` into the features ``c * S .. c * S +
+    S - 1`` (channel-major, ``S`` spatial positions): the next Linear is seen
+    through a :class:`LayerView` with its weight ``[out, C * S]`` viewed as
+    ``[out, C, S]`` (the extra axis is a kernel axis). A Flatten before any
+    weighted layer makes the flattened input features the input channels.
+
+    Layers that are plain torch modules (pruned with
+    :mod:`torch.nn.utils.prune` or not) are read through a :class:`LayerView`;
+    prunable layers (:class:`~tcmp_pyg.nn.PrunableModule`, e.g. those made by
+    :func:`~tcmp_pyg.pruning.from_torch_prune` with ``convert=True``) take
+    part directly. Masks read or written through a view have the viewed
+    shape (e.g. :func:`live_masks` of a Linear after a Flatten).
+
+    Args:
+        model (nn.Sequential): The model.
+
+    Returns:
+        :class:`~tcmp_pyg.nn.ChannelFlow` from the input of the first
+        weighted layer to the output of the last one.
+
+    Raises:
+        TypeError: for a layer whose channel map is unknown (recurrent
+            layers, attention, grouped or transposed convolutions, LayerNorm,
+            reshapes, custom modules...), or a Linear that reads the spatial
+            axis of a convolution output (no Flatten in between).
+    """
+    leaves = _leaves(model, '')
+    weighted = [i for i, (_, m) in enumerate(leaves) if _is_weighted(m)]
+    if not weighted:
+        raise ValueError(f"{type(model).__name__} has no prunable weight (no "
+                         f"Linear or Conv layer)")
+    flow = ChannelFlow()
+    node: Optional[int] = None
+    axis = 'input'  # 'input' (nothing weighted yet), 'features', 'channels', 'flat'
+    flat_channels = 0
+
+    def refuse(name: str, module: nn.Module, why: str) -> TypeError:
+        return TypeError(
+            f"nn.Sequential does not declare how channels flow through it, and "
+            f"its layer '{name}' ({type(module).__name__}) {why}. Automatic "
+            f"flows support {_SUPPORTED}; for other models subclass "
+            f"tcmp_pyg.nn.FlowModel and describe the blocks with "
+            f"ChannelFlow.layer/add/concat.")
+
+    for i, (name, m) in enumerate(leaves):
+        if _is_weighted(m):
+            is_conv = isinstance(m, _CONVS)
+            if is_conv and m.groups != 1:
+                raise refuse(name, m, 'is a grouped convolution')
+            if is_conv and axis in ('features', 'flat'):
+                raise refuse(name, m, 'is a convolution after a Linear layer '
+                             'or a Flatten')
+            if not is_conv and axis == 'channels':
+                raise refuse(name, m, 'is a Linear layer on the spatial axis of '
+                             'a convolution output; put a Flatten (after '
+                             'pooling) in between')
+            spread = 1
+            if axis == 'flat':
+                features = LayerView(m).num_in
+                if features % flat_channels:
+                    raise refuse(name, m, f'takes {features} features, not a '
+                                 f'multiple of the {flat_channels} flattened '
+                                 f'convolution channels')
+                spread = features // flat_channels
+            layer = (m if isinstance(m, PrunableModule) and spread == 1
+                     else LayerView(m, spread))
+            if node is None:
+                node = flow.input('input', layer.num_in)
+            node = flow.layer(node, layer, name)
+            axis = 'channels' if is_conv else 'features'
+        elif isinstance(m, _ELEMENTWISE):
+            continue
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+            if axis in ('features', 'channels') and m.num_features != flow.nodes[node].size:
+                raise refuse(name, m, f'normalises {m.num_features} channels '
+                             f'but receives {flow.nodes[node].size}')
+        elif isinstance(m, _POOLS):
+            if axis in ('features', 'flat'):
+                raise refuse(name, m, 'pools after a Linear layer or a Flatten')
+        elif isinstance(m, nn.Flatten):
+            if m.start_dim != 1 or m.end_dim != -1:
+                raise refuse(name, m, 'flattens other axes than 1..-1')
+            if axis == 'input':
+                axis = 'features'
+            elif axis == 'channels':
+                axis, flat_channels = 'flat', flow.nodes[node].size
+        elif isinstance(m, (nn.Softmax, nn.LogSoftmax)):
+            if i < weighted[-1]:
+                raise refuse(name, m, 'mixes channels before a weighted layer '
+                             '(only a final Softmax is supported)')
+        else:
+            raise refuse(name, m, 'has no known channel map')
+    flow.set_output(node)
+    return flow
+
+
+def _is_weighted(module: nn.Module) -> bool:
+    if isinstance(module, (nn.Linear,) + _CONVS):
+        return True
+    # tcmp_pyg.nn.Linear without nodes: a [out, in] prunable weight.
+    return (isinstance(module, PrunableModule) and module.weight.dim() == 2
+            and module.in_axis == 1 and module.out_axis == 0)
 
 
 def reachability(flow: ChannelFlow, connections: Sequence[Tensor]

@@ -124,7 +124,7 @@ def test_shortest_path_uses_residual_identities():
 
 def test_unknown_channel_map_is_refused():
     with pytest.raises(TypeError, match='does not declare how channels flow'):
-        connectivity(nn.Sequential(nn.Linear(2, 2)))
+        connectivity(nn.Sequential(nn.Linear(2, 2), nn.LSTM(2, 2)))
 
     class Extra(STGCN):
         def __init__(self):

@@ -115,4 +115,4 @@ def test_tcmp_refuses_bad_input():
     with pytest.raises(ValueError, match="'hard' or 'relaxed'"):
         TCMP(model, 0.9, mode='soft')
     with pytest.raises(TypeError, match='does not declare how channels flow'):
-        TCMP(torch.nn.Sequential(torch.nn.Linear(2, 2)), 0.5)
+        TCMP(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.LSTM(2, 2)), 0.5)
