@@ -7,9 +7,9 @@ layout: a rest pose, per-subject bone lengths, and joint-angle trajectories
 (``offset + amplitude * sin(2 pi (cycles * tau + phase))``) on ten body parts.
 An action is a set of such trajectories; several actions share the same
 motion primitives and differ only in the coordination (relative phase) of
-the limbs, e.g. ``walk`` (arms opposite to the same-side leg) and ``amble``
-(arms with the same-side leg). Viewpoint, speed, subject, noise and the
-overlap between classes grow with ``difficulty``.
+neighbouring limbs, e.g. ``jumping_jacks`` (both arms up together) and
+``alternate_jacks`` (one arm up, then the other). Viewpoint, speed, subject,
+noise and the overlap between classes grow with ``difficulty``.
 """
 from __future__ import annotations
 
@@ -68,19 +68,20 @@ def _mirror(motions: Sequence[Motion]) -> Tuple[Motion, ...]:
 
 _WALK_LEGS = (*_pair('thigh', FLEX, 25, 0, (0.0, 0.5)),
               *_pair('shin', FLEX, 20, -20, (0.75, 0.25)))
-_WAVE_LEFT = (Motion('upper_arm_l', ABD, 10, 140),
-              Motion('forearm_l', ABD, 35, 0, 0.0, 2.0))
-_KICK_LEFT = (Motion('thigh_l', FLEX, 40, 30), Motion('shin_l', FLEX, 30, -30, 0.25),
-              *_pair('upper_arm', ABD, 5, 20))
+_WAVE_RIGHT = (Motion('upper_arm_r', ABD, 10, 140),
+               Motion('forearm_r', ABD, 35, 0, 0.0, 2.0))
+_KICK_LEGS = (Motion('thigh_r', FLEX, 40, 30), *_pair('upper_arm', ABD, 5, 20))
 
-# The catalogue, in order: the first ``num_classes`` are used. Pairs that
-# share every primitive and differ in coordination come early, so that the
-# default 10 classes cannot be told apart by which joints move alone.
+# The catalogue, in order: the first ``num_classes`` are used. The default 10
+# hold four pairs that share every primitive and differ only in coordination
+# (relative phase) a few bones apart: both arms together or alternating
+# (through the shoulders, 4 hops), the elbow straightening or bending as the
+# arm or knee swings forward (1 hop). ``amble`` differs from ``walk`` only in
+# how the arms move relative to the legs, 6 to 8 hops away: it is last, for
+# models that see the whole body.
 SYNTHETIC_ACTIONS: Tuple[Tuple[str, Tuple[Motion, ...]], ...] = (
     ('walk', (*_WALK_LEGS, *_pair('upper_arm', FLEX, 25, 0, (0.5, 0.0)),
               *_pair('forearm', FLEX, 10, 20, (0.5, 0.0)))),
-    ('amble', (*_WALK_LEGS, *_pair('upper_arm', FLEX, 25, 0, (0.0, 0.5)),
-               *_pair('forearm', FLEX, 10, 20, (0.0, 0.5)))),
     ('jumping_jacks', (*_pair('upper_arm', ABD, 70, 80, (0.0, 0.0)),
                        *_pair('thigh', ABD, 10, 10, (0.0, 0.0)))),
     ('alternate_jacks', (*_pair('upper_arm', ABD, 70, 80, (0.0, 0.5)),
@@ -89,23 +90,28 @@ SYNTHETIC_ACTIONS: Tuple[Tuple[str, Tuple[Motion, ...]], ...] = (
                      *_pair('upper_arm', ABD, 60, 60, (0.25, 0.25)))),
     ('alternate_circles', (*_pair('upper_arm', FLEX, 60, 0, (0.0, 0.5)),
                            *_pair('upper_arm', ABD, 60, 60, (0.25, 0.75)))),
-    ('wave_left', _WAVE_LEFT),
-    ('wave_right', _mirror(_WAVE_LEFT)),
+    ('punch', (*_pair('upper_arm', FLEX, 30, 60, (0.0, 0.5)),
+               *_pair('forearm', FLEX, 50, 60, (0.5, 0.0)))),
+    ('pull', (*_pair('upper_arm', FLEX, 30, 60, (0.0, 0.5)),
+              *_pair('forearm', FLEX, 50, 60, (0.0, 0.5)))),
+    ('kick', (*_KICK_LEGS, Motion('shin_r', FLEX, 40, -40, 0.0))),
+    ('knee_lift', (*_KICK_LEGS, Motion('shin_r', FLEX, 40, -40, 0.5))),
+    ('wave_right', _WAVE_RIGHT),
     ('squat', (*_pair('thigh', FLEX, 35, 35), *_pair('shin', FLEX, 45, -45),
                Motion('trunk', FLEX, 10, 10), *_pair('upper_arm', FLEX, 35, 35))),
     ('bow', (Motion('trunk', FLEX, 30, 30), Motion('head', FLEX, 10, 10))),
-    ('punch', (*_pair('upper_arm', FLEX, 30, 60, (0.0, 0.5)),
-               *_pair('forearm', FLEX, 50, 60, (0.5, 0.0)))),
     ('clap', (*_pair('upper_arm', FLEX, 5, 75), *_pair('upper_arm', SWING, 35, 35),
               *_pair('forearm', FLEX, 10, 30))),
     ('nod', (Motion('head', FLEX, 25, 5, 0.0, 2.0),)),
-    ('kick_left', _KICK_LEFT),
-    ('kick_right', _mirror(_KICK_LEFT)),
-    ('side_bend', (Motion('trunk', ABD, 25), *_pair('upper_arm', ABD, 10, 15, (0.0, 0.5)))),
+    ('side_bend', (Motion('trunk', ABD, 25),
+                   *_pair('upper_arm', ABD, 10, 15, (0.0, 0.5)))),
     ('high_knees', (*_pair('thigh', FLEX, 45, 45, (0.0, 0.5)),
                     *_pair('shin', FLEX, 50, -50, (0.0, 0.5)),
                     *_pair('upper_arm', FLEX, 30, 0, (0.5, 0.0)),
                     *_pair('forearm', FLEX, 0, 80))),
+    ('wave_left', _mirror(_WAVE_RIGHT)),
+    ('amble', (*_WALK_LEGS, *_pair('upper_arm', FLEX, 25, 0, (0.0, 0.5)),
+               *_pair('forearm', FLEX, 10, 20, (0.0, 0.5)))),
 )
 SYNTHETIC_CLASSES = tuple(name for name, _ in SYNTHETIC_ACTIONS)
 
@@ -131,6 +137,19 @@ _LEFT_POSE = {
     'eye': (0.035, 1.66, 0.09), 'ear': (0.075, 1.64, 0.0),
 }
 
+
+
+def _limb_bones(side: str) -> Dict[str, Tuple[Tuple[Tuple[str, str], ...], ...]]:
+    s = {'l': 'left', 'r': 'right'}[side]
+    return {
+        f'upper_arm_{side}': (((f'{s}_shoulder', f'{s}_elbow'),),),
+        f'forearm_{side}': (((f'{s}_elbow', f'{s}_wrist'),),
+                            ((f'{s}_elbow', f'{s}_hand'),)),
+        f'thigh_{side}': (((f'{s}_hip', f'{s}_knee'),),),
+        f'shin_{side}': (((f'{s}_knee', f'{s}_ankle'),), ((f'{s}_knee', f'{s}_foot'),)),
+    }
+
+
 # Candidate bones of each role in the human layouts, as alternatives of
 # (pivot, moving joint) names; an alternative with several bones moves them
 # together (COCO has no spine: its trunk bends at both shoulder-hip bones).
@@ -140,16 +159,8 @@ _ROLE_BONES: Dict[str, Tuple[Tuple[Tuple[str, str], ...], ...]] = {
               (('left_shoulder', 'left_hip'), ('right_shoulder', 'right_hip'))),
     'head': ((('neck', 'head'),), (('shoulder_center', 'head'),),
              (('neck', 'nose'),)),
+    **_limb_bones('l'), **_limb_bones('r'),
 }
-for _side, _s in (('l', 'left'), ('r', 'right')):
-    _ROLE_BONES.update({
-        f'upper_arm_{_side}': (((f'{_s}_shoulder', f'{_s}_elbow'),),),
-        f'forearm_{_side}': (((f'{_s}_elbow', f'{_s}_wrist'),),
-                             ((f'{_s}_elbow', f'{_s}_hand'),)),
-        f'thigh_{_side}': (((f'{_s}_hip', f'{_s}_knee'),),),
-        f'shin_{_side}': (((f'{_s}_knee', f'{_s}_ankle'),),
-                          ((f'{_s}_knee', f'{_s}_foot'),)),
-    })
 _PELVIS_NAMES = ('spine_base', 'hip_center', 'torso')
 
 
@@ -333,6 +344,9 @@ def synthesize_actions(labels: np.ndarray, subjects: np.ndarray, *,
         raise ValueError(f"Expected non-negative subject numbers "
                          f"(got {subjects.min()})")
     C = int(num_classes) if num_classes is not None else int(labels.max(initial=0)) + 1
+    if N and labels.max() >= C:
+        raise ValueError(f"Expected labels below 'num_classes' = {C} "
+                         f"(got {labels.max()})")
     body = _body(layout)
     V, S = layout.num_joints, len(ROLES)
     rest_dir = body.rest - body.rest[body.parent]  # [V, 3], zero at the root
@@ -368,7 +382,7 @@ def synthesize_actions(labels: np.ndarray, subjects: np.ndarray, *,
     amp_style = subj_amp[subj_idx]
     ghost = (labels + rng.integers(1, max(C, 2), N)) % max(C, 1)
     ghost_phase = rng.uniform(0, 1, N)
-    for weight, which, extra_phase in ((1.0, labels, 0.0),
+    for weight, which, extra_phase in ((1.0, labels, np.zeros(N)),
                                        (0.35 * d, ghost, ghost_phase)):
         for c, (_, motions) in enumerate(SYNTHETIC_ACTIONS):
             rows = np.nonzero(which == c)[0]
@@ -380,7 +394,7 @@ def synthesize_actions(labels: np.ndarray, subjects: np.ndarray, *,
                     rng.normal(0, 0.05 + 0.20 * d, n))
                 off = m.offset + rng.normal(0, 3.0 + 10.0 * d, n)
                 phase = m.phase + rng.normal(0, 0.02 + 0.08 * d, n) \
-                    + (extra_phase[rows] if weight != 1.0 else 0.0)
+                    + extra_phase[rows]
                 wave = np.sin(2 * np.pi * (m.cycles * tau[rows]
                                            + phase[:, None]))
                 angles[rows, :, ROLES.index(m.role), m.axis] += weight * (
@@ -406,10 +420,10 @@ def synthesize_actions(labels: np.ndarray, subjects: np.ndarray, *,
                 @ _axis_rotation(np.array([0.0, 0.0, side]), angles[:, :, k, ABD])
                 @ _axis_rotation(flex, angles[:, :, k, FLEX]))
 
-    # Forward kinematics, root first: [N, T, V, 3].
-    rot = np.empty((V, N, T, 3, 3))
+    # Forward kinematics, root first: [N, T, V, 3]. A joint without a local
+    # rotation shares its parent's global rotation (no copy).
+    rot: Dict[int, np.ndarray] = {body.root: np.eye(3)}
     pos = np.empty((N, T, V, 3))
-    rot[body.root] = np.eye(3)
     pos[:, :, body.root] = body.rest[body.root]
     for v in body.order[1:]:
         p = body.parent[v]
@@ -451,13 +465,14 @@ class SyntheticSkeletonActions(SkeletonDataset):
     Actions are joint-angle trajectories on ten body parts of a real layout
     (see :obj:`SYNTHETIC_ACTIONS`), turned into joint positions by forward
     kinematics over the bone tree, so bone lengths are constant within a
-    sequence. Several classes share the same motion primitives and differ
-    only in how the limbs are coordinated (``walk`` / ``amble``,
-    ``jumping_jacks`` / ``alternate_jacks``, ``arm_circles`` /
-    ``alternate_circles``); since every sequence starts at a random phase,
-    such classes have the same mean pose and a linear model on raw
-    coordinates cannot separate them, while temporal convolutions over
-    neighbouring joints can. For a human layout (``'ntu'``, ``'kinect_v1'``,
+    sequence. Eight of the ten default classes come in pairs that share
+    every motion primitive and differ only in how neighbouring limbs are
+    coordinated (``jumping_jacks`` / ``alternate_jacks``, ``arm_circles`` /
+    ``alternate_circles``, ``punch`` / ``pull``, ``kick`` / ``knee_lift``);
+    since every sequence starts at a random phase, such classes have nearly
+    the same mean pose and a linear model on raw coordinates confuses them,
+    while spatio-temporal convolutions over a few hops of the skeleton tell
+    them apart. For a human layout (``'ntu'``, ``'kinect_v1'``,
     ``'sbu'``, ...) the rest pose is a standing adult in metres; other
     layouts get a planar drawing of their bone tree and the root's largest
     branches stand in for the limbs.
@@ -494,7 +509,7 @@ class SyntheticSkeletonActions(SkeletonDataset):
           - #frames
           - #subjects
         * - 900 (600 train, 300 test)
-          - 10 (up to 17)
+          - 10 (up to 18)
           - 2 x 25 (``'ntu'``)
           - 32
           - 15 (10 train, 5 test)
@@ -505,7 +520,7 @@ class SyntheticSkeletonActions(SkeletonDataset):
         split (str, optional): :obj:`'train'` or :obj:`'test'`.
             (default: :obj:`'train'`)
         num_classes (int, optional): The first ``num_classes`` actions of
-            :obj:`SYNTHETIC_ACTIONS`, 2 to 17. (default: :obj:`10`)
+            :obj:`SYNTHETIC_ACTIONS`, 2 to 18. (default: :obj:`10`)
         num_samples (int, optional): Sequences over both splits, at least 3.
             (default: :obj:`900`)
         num_frames (int, optional): Frames per sequence. (default: :obj:`32`)
