@@ -2,11 +2,14 @@
 sequence), and :obj:`DATASETS`, the short names the command line uses."""
 from typing import Dict, Type
 
+from tcmp_pyg.datasets.arrays import SkeletonArrays
 from tcmp_pyg.datasets.base import SkeletonDataset, skeleton_to_data
 from tcmp_pyg.datasets.fpha import FPHA
 from tcmp_pyg.datasets.msr import MSRAction3D
 from tcmp_pyg.datasets.ntu import NTURGBD, parse_ntu_skeleton
 from tcmp_pyg.datasets.parsing import SkippedSequenceWarning
+from tcmp_pyg.datasets.pose_annotations import PoseAnnotations
+from tcmp_pyg.datasets.safe_pickle import UnsafePickleError, safe_load_pickle
 from tcmp_pyg.datasets.sbu import SBUKinectInteraction
 from tcmp_pyg.datasets.synthetic import SyntheticSkeletonActions
 from tcmp_pyg.datasets.utkinect import UTKinectAction3D
@@ -25,3 +28,8 @@ __all__ = [
     'SkeletonDataset', 'SkippedSequenceWarning', 'SyntheticSkeletonActions',
     'UTKinectAction3D', 'parse_ntu_skeleton', 'skeleton_to_data',
 ]
+
+# Datasets read from the user's own files (a .npy array, a pyskl pickle): they
+# take a path, not a root holding raw/, so they are not in DATASETS.
+__all__ += ['PoseAnnotations', 'SkeletonArrays', 'UnsafePickleError',
+            'safe_load_pickle']
