@@ -1,0 +1,528 @@
+r"""The training loop: one function, :func:`train`, that reads top to bottom.
+
+Per epoch: shuffle the training split (a seeded generator), and for every
+batch ask the pruner to update its masks (``pruner.step``), run the forward
+pass, add the pruner's penalty to the cross-entropy loss, step the optimizer
+and the per-iteration learning-rate schedule. Then evaluate on the test split,
+append a row to the history and write a checkpoint. Pruning itself lives in
+:mod:`tcmp_pyg.pruning`; the loop only calls the hook protocol
+(``setup`` / ``step`` / ``penalty`` / ``finalize``).
+
+A run folder (``out_dir``) holds:
+
+- ``model.pt``: the checkpoint of the last finished epoch (see
+  :mod:`tcmp_pyg.checkpoint`); calling :func:`train` again with the same
+  folder resumes from it, and a finished run is not trained again;
+- ``history.json`` and ``history.csv``: one row per epoch;
+- ``metrics.json``: the result, written once the run is finished.
+
+The result is the test accuracy of the *last* epoch, never the best one
+(choosing the best epoch on the test split would overstate accuracy).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import os.path as osp
+import random
+import time
+from dataclasses import asdict, dataclass
+from functools import partial
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.loader import DataLoader
+from tqdm.auto import tqdm
+
+from tcmp_pyg.checkpoint import (atomic_write, model_description,
+                                 read_checkpoint, save_checkpoint)
+from tcmp_pyg.pruning import connectivity
+
+OPTIMIZERS = ('sgd', 'adamw')
+SCHEDULES = ('cosine', 'step')
+CHECKPOINT_NAME = 'model.pt'
+
+# Settings that may change when a run is resumed: they do not change what is
+# computed (on the same device type).
+_RESUMABLE_CHANGES = ('device', 'progress')
+
+
+@dataclass
+class TrainConfig:
+    r"""Settings of a training run. The defaults suit the compact ST-GCN on
+    SBU (0.91-0.95 last-epoch test accuracy on fold 1 over three seeds, about
+    two minutes of training on two CPU cores); AttentionGCN needs a lower
+    ``lr`` (0.01: at 0.1 it stays at chance).
+
+    Args:
+        epochs (int): Passes over the training split. (default: :obj:`100`)
+        batch_size (int): Sequences per batch. (default: :obj:`16`)
+        lr (float): Peak learning rate (after the warm-up).
+            (default: :obj:`0.1`)
+        optimizer (str): :obj:`'sgd'` (Nesterov momentum) or
+            :obj:`'adamw'`. (default: :obj:`'sgd'`)
+        momentum (float): SGD momentum. (default: :obj:`0.9`)
+        weight_decay (float): L2 penalty (SGD) or decoupled weight decay
+            (AdamW), on every parameter. (default: :obj:`5e-4`)
+        schedule (str): :obj:`'cosine'` (to zero at the last step) or
+            :obj:`'step'` (times ``gamma`` at each of ``milestones``).
+            (default: :obj:`'cosine'`)
+        warmup (float): Epochs of linear warm-up. (default: :obj:`5.0`)
+        milestones (Sequence[float]): Fractions of training where the step
+            schedule decays. (default: :obj:`(0.5, 0.75)`)
+        gamma (float): Decay of the step schedule. (default: :obj:`0.1`)
+        seed (int): Seeds python, numpy, torch and the shuffling generator.
+            (default: :obj:`0`)
+        device (str): :obj:`'cpu'`, :obj:`'cuda'`, ... (default: :obj:`'cpu'`)
+        eval_batch_size (int): Sequences per batch when evaluating.
+            (default: :obj:`64`)
+        progress (bool): Show a progress bar per epoch. (default: :obj:`True`)
+    """
+    epochs: int = 100
+    batch_size: int = 16
+    lr: float = 0.1
+    optimizer: str = 'sgd'
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = 'cosine'
+    warmup: float = 5.0
+    milestones: Sequence[float] = (0.5, 0.75)
+    gamma: float = 0.1
+    seed: int = 0
+    device: str = 'cpu'
+    eval_batch_size: int = 64
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ('epochs', 'batch_size', 'eval_batch_size'):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"Expected '{name}' to be an integer >= 1 "
+                                 f"(got {value!r})")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"Expected 'optimizer' to be one of {OPTIMIZERS} "
+                             f"(got {self.optimizer!r})")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"Expected 'schedule' to be one of {SCHEDULES} "
+                             f"(got {self.schedule!r})")
+        if not self.lr > 0 or math.isinf(self.lr):
+            raise ValueError(f"Expected 'lr' > 0 (got {self.lr})")
+        if self.weight_decay < 0 or self.warmup < 0:
+            raise ValueError(f"Expected 'weight_decay' and 'warmup' >= 0 (got "
+                             f"{self.weight_decay}, {self.warmup})")
+        self.milestones = tuple(float(m) for m in self.milestones)
+
+    def to_dict(self) -> Dict[str, Any]:
+        d = asdict(self)
+        d['milestones'] = list(self.milestones)
+        return d
+
+
+class Evaluation(NamedTuple):
+    """Result of :func:`evaluate`."""
+    loss: float
+    accuracy: float
+    correct: int
+    total: int
+
+
+@dataclass
+class TrainResult:
+    r"""Result of :func:`train`.
+
+    Attributes:
+        test_accuracy: Test accuracy after the last epoch, in ``[0, 1]``.
+        epochs: Epochs trained (over all sessions of a resumed run).
+        train_time_s: Seconds spent in training steps (evaluation excluded).
+        history: One dict per epoch (``epoch``, ``lr``, ``train_loss``,
+            ``train_acc``, ``test_loss``, ``test_acc``, ``train_time_s``,
+            ``eval_time_s`` and, with a pruner, ``kept``, ``live``,
+            ``dead``).
+        connectivity: With a pruner, the final connectivity report as
+            :meth:`~tcmp_pyg.pruning.ConnectivityReport.to_dict` (else
+            :obj:`None`).
+        resumed_from: Epoch of the checkpoint the run resumed from (0 for a
+            fresh run).
+        samples_per_s: Training sequences per second of training time.
+    """
+    test_accuracy: float
+    epochs: int
+    train_time_s: float
+    history: List[Dict[str, Any]]
+    connectivity: Optional[Dict[str, Any]] = None
+    resumed_from: int = 0
+    samples_per_s: float = 0.0
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+def lr_factor(step: int, *, total_steps: int, warmup_steps: int,
+              schedule: str = 'cosine', milestones: Sequence[float] = (0.5, 0.75),
+              gamma: float = 0.1) -> float:
+    r"""Multiplier of the peak learning rate at iteration ``step`` (0-based).
+
+    A linear warm-up from ``1 / warmup_steps`` to 1 over the first
+    ``warmup_steps`` iterations, then either a cosine decay
+    :math:`\frac{1}{2}(1 + \cos(\pi p))` with :math:`p` the progress after the
+    warm-up (zero at ``total_steps``), or a step decay by ``gamma`` at each
+    milestone (a fraction of ``total_steps``).
+
+    Args:
+        step (int): The iteration.
+        total_steps (int): Iterations of the whole run.
+        warmup_steps (int): Iterations of warm-up.
+        schedule (str, optional): :obj:`'cosine'` or :obj:`'step'`.
+        milestones (Sequence[float], optional): Step schedule only.
+        gamma (float, optional): Step schedule only.
+
+    Returns:
+        The multiplier, in ``[0, 1]``.
+    """
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == 'cosine':
+        progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+    passed = sum(step >= round(m * total_steps) for m in milestones)
+    return gamma ** passed
+
+
+def seed_everything(seed: int) -> None:
+    """Seeds python's, numpy's and torch's global random generators (CUDA
+    included)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def rng_states(loader_generator: torch.Generator) -> Dict[str, Any]:
+    """Every random state a run draws from, as tensors and plain data (for a
+    ``weights_only`` checkpoint)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    states = dict(python=random.getstate(), torch=torch.get_rng_state(),
+                  numpy=dict(kind=kind, keys=torch.from_numpy(keys.astype(np.int64)),
+                             pos=int(pos), has_gauss=int(has_gauss),
+                             gauss=float(gauss)),
+                  loader=loader_generator.get_state())
+    if torch.cuda.is_available():
+        states['cuda'] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: Dict[str, Any], loader_generator: torch.Generator) -> None:
+    """Restores what :func:`rng_states` saved."""
+    python = states['python']
+    random.setstate((python[0], tuple(python[1]), python[2]))
+    torch.set_rng_state(states['torch'])
+    n = states['numpy']
+    np.random.set_state((n['kind'], n['keys'].numpy().astype(np.uint32), n['pos'],
+                         n['has_gauss'], n['gauss']))
+    loader_generator.set_state(states['loader'])
+    if 'cuda' in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states['cuda'])
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: DataLoader,
+             device: Any = 'cpu') -> Evaluation:
+    r"""Mean cross-entropy and accuracy of ``model`` over ``loader``, in eval
+    mode (the model's previous mode is restored).
+
+    Args:
+        model (nn.Module): Maps a PyG batch to logits ``[B, num_classes]``.
+        loader (DataLoader): Batches of the split to evaluate.
+        device (str or torch.device, optional): Where batches go.
+            (default: :obj:`'cpu'`)
+
+    Returns:
+        :class:`Evaluation` (``loss``, ``accuracy``, ``correct``, ``total``).
+    """
+    was_training = model.training
+    model.eval()
+    loss_sum, correct, total = 0.0, 0, 0
+    for batch in loader:
+        batch = batch.to(device)
+        logits = model(batch)
+        loss_sum += float(F.cross_entropy(logits, batch.y, reduction='sum'))
+        correct += int((logits.argmax(dim=-1) == batch.y).sum())
+        total += batch.num_graphs
+    model.train(was_training)
+    if total == 0:
+        raise ValueError("Expected a non-empty evaluation split (got 0 "
+                         "sequences)")
+    return Evaluation(loss_sum / total, correct / total, correct, total)
+
+
+def dataset_labels(dataset: Any) -> Tensor:
+    """The labels of a dataset: its ``meta('y')`` when it has one (skeleton
+    datasets, no sample is loaded), else the ``y`` of every sample."""
+    if callable(getattr(dataset, 'meta', None)):
+        return dataset.meta('y').view(-1)
+    return torch.cat([data.y.view(-1) for data in dataset])
+
+
+def check_labels(dataset: Any, num_classes: int, split: str) -> None:
+    """Raises a :class:`ValueError` if a label of ``dataset`` is outside
+    ``0 .. num_classes - 1``."""
+    y = dataset_labels(dataset)
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise ValueError(
+            f"The {split} split has labels in {int(y.min())}..{int(y.max())} "
+            f"but the model predicts {num_classes} classes (0.."
+            f"{num_classes - 1}). Build the model with num_classes="
+            f"{max(int(y.max()) + 1, num_classes)} or check the dataset.")
+
+
+def write_history(out_dir: str, history: List[Dict[str, Any]]) -> None:
+    """Writes ``history.json`` and ``history.csv`` (one row per epoch)."""
+    atomic_write(osp.join(out_dir, 'history.json'),
+                 json.dumps(history, indent=1) + '\n')
+    columns: List[str] = []
+    for row in history:
+        columns += [k for k in row if k not in columns]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator='\n')
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write(osp.join(out_dir, 'history.csv'), buf.getvalue())
+
+
+def _result(history: List[Dict[str, Any]], report: Optional[Dict[str, Any]],
+            num_train: int, resumed_from: int) -> TrainResult:
+    train_time = sum(row['train_time_s'] for row in history)
+    return TrainResult(test_accuracy=history[-1]['test_acc'], epochs=len(history),
+                       train_time_s=train_time, history=history,
+                       connectivity=report, resumed_from=resumed_from,
+                       samples_per_s=num_train * len(history) / max(train_time, 1e-9))
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """SGD with Nesterov momentum or AdamW over every parameter of ``model``,
+    as ``config`` says."""
+    if config.optimizer == 'sgd':
+        return torch.optim.SGD(model.parameters(), lr=config.lr,
+                               momentum=config.momentum, nesterov=True,
+                               weight_decay=config.weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=config.lr,
+                             weight_decay=config.weight_decay)
+
+
+def _differences(saved: Dict[str, Any], current: Dict[str, Any]) -> List[str]:
+    """``'config.lr: 0.05 -> 0.1'``-style lines for the settings that differ."""
+    out = []
+    for key in current:
+        old, new = saved.get(key), current[key]
+        if isinstance(old, dict) and isinstance(new, dict) and key == 'config':
+            out += [f'config.{k}: {old.get(k)!r} -> {new[k]!r}'
+                    for k in new if old.get(k) != new[k]]
+        elif old != new:
+            out.append(key)
+    return out
+
+
+def train(model: nn.Module, train_dataset: Any, test_dataset: Any,
+          config: Optional[TrainConfig] = None, *, pruner: Any = None,
+          out_dir: Optional[str] = None, meta: Optional[Dict[str, Any]] = None,
+          on_epoch_end: Optional[Callable[[Dict[str, Any]], None]] = None
+          ) -> TrainResult:
+    r"""Trains ``model`` with cross-entropy, optionally pruning it.
+
+    The run is reproducible: the same seed gives the same run on CPU (seed the
+    global RNG before building the model so that its initialisation is
+    reproducible too). With ``out_dir``, a checkpoint is written after every
+    epoch and calling :func:`train` again with the same arguments resumes
+    from it: the resumed run is identical to an uninterrupted one (on CPU).
+
+    Args:
+        model (nn.Module): Maps a PyG batch to logits ``[B, num_classes]``
+            and has ``num_classes`` (and ``config()`` to be checkpointed).
+        train_dataset: The training split (a dataset of PyG ``Data``; its
+            transform may augment).
+        test_dataset: The test split.
+        config (TrainConfig, optional): Settings. (default: the defaults of
+            :class:`TrainConfig`)
+        pruner (PruningMethod, optional): Built on ``model`` (see
+            :func:`tcmp_pyg.pruning.make_pruner`); the loop calls
+            ``setup(total_steps)``, ``step(global_step)`` before every forward
+            pass, adds ``penalty()`` to the loss and calls ``finalize()``
+            after the last step. (default: :obj:`None`)
+        out_dir (str, optional): Run folder (checkpoint, history, metrics).
+            (default: :obj:`None`, nothing is written)
+        meta (dict, optional): Plain data stored in the checkpoint and in
+            ``metrics.json`` (dataset name, root, options, class names,
+            command-line arguments). (default: :obj:`None`)
+        on_epoch_end (callable, optional): Called with each epoch's history
+            row once its checkpoint is written. (default: :obj:`None`)
+
+    Returns:
+        :class:`TrainResult` (last-epoch test accuracy, epochs, training time,
+        history, final connectivity).
+
+    Raises:
+        FloatingPointError: If the loss becomes NaN or infinite (the message
+            names the epoch and step; the last checkpoint is kept).
+        ValueError: If a label is outside the model's classes, or ``out_dir``
+            holds a run with other settings.
+    """
+    config = config or TrainConfig()
+    meta = dict(meta or {})
+    device = torch.device(config.device)
+    if pruner is not None and getattr(pruner, 'model', model) is not model:
+        raise ValueError("Expected the pruner to be built on the model being "
+                         "trained (pruner.model is another module)")
+    for split, dataset in (('training', train_dataset), ('test', test_dataset)):
+        if len(dataset) == 0:
+            raise ValueError(f"Expected a non-empty {split} split (got 0 "
+                             f"sequences)")
+    num_classes = getattr(model, 'num_classes', None)
+    if num_classes is not None:
+        check_labels(train_dataset, num_classes, 'training')
+        check_labels(test_dataset, num_classes, 'test')
+
+    # Data: the training order comes from its own generator, so that it can be
+    # saved and restored; augmentation and dropout draw from the global RNG.
+    seed_everything(config.seed)
+    loader_generator = torch.Generator().manual_seed(config.seed)
+    train_loader = DataLoader(train_dataset, batch_size=config.batch_size,
+                              shuffle=True, generator=loader_generator)
+    test_loader = DataLoader(test_dataset, batch_size=config.eval_batch_size)
+    steps_per_epoch = len(train_loader)
+    total_steps = config.epochs * steps_per_epoch
+
+    model.to(device)
+    optimizer = make_optimizer(model, config)
+    schedule = partial(lr_factor, total_steps=total_steps,
+                       warmup_steps=round(config.warmup * steps_per_epoch),
+                       schedule=config.schedule, milestones=config.milestones,
+                       gamma=config.gamma)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    if pruner is not None:
+        pruner.setup(total_steps)
+
+    # What must match for a checkpoint to belong to this run.
+    settings = dict(config={k: v for k, v in config.to_dict().items()
+                            if k not in _RESUMABLE_CHANGES},
+                    model=model_description(model) if out_dir else None,
+                    pruner=repr(pruner) if pruner is not None else None,
+                    num_train=len(train_dataset), num_test=len(test_dataset))
+    history: List[Dict[str, Any]] = []
+    start_epoch = 0
+    path = osp.join(out_dir, CHECKPOINT_NAME) if out_dir else None
+    if path is not None and osp.exists(path):
+        checkpoint = read_checkpoint(path, map_location=device)
+        state = checkpoint.get('training')
+        if state is None:
+            raise ValueError(f"'{path}' holds a model but no training state, so "
+                             f"the run cannot resume; use another out_dir")
+        if state['settings'] != settings:
+            changed = _differences(state['settings'], settings)
+            raise ValueError(
+                f"'{out_dir}' holds a run with other settings ("
+                f"{', '.join(changed)}); resume it with the same settings, or "
+                f"use another out_dir for a new run")
+        model.load_state_dict(checkpoint['state_dict'], strict=True)
+        optimizer.load_state_dict(state['optimizer'])
+        scheduler.load_state_dict(state['scheduler'])
+        if pruner is not None:
+            pruner.load_state_dict(state['pruner'])
+        set_rng_states(state['rng'], loader_generator)
+        history = list(state['history'])
+        start_epoch = state['epoch']
+    resumed_from = start_epoch
+    if out_dir is not None:
+        os.makedirs(out_dir, exist_ok=True)
+
+    report: Optional[Dict[str, Any]] = None
+    for epoch in range(start_epoch + 1, config.epochs + 1):
+        model.train()
+        loss_sum, correct, seen = 0.0, 0, 0
+        bar = tqdm(train_loader, desc=f'epoch {epoch}/{config.epochs}',
+                   disable=not config.progress, unit='batch')
+        start = time.perf_counter()
+        for i, batch in enumerate(bar):
+            global_step = (epoch - 1) * steps_per_epoch + i
+            batch = batch.to(device)
+            if pruner is not None:
+                pruner.step(global_step)
+            logits = model(batch)
+            loss = F.cross_entropy(logits, batch.y)
+            penalty = pruner.penalty() if pruner is not None else None
+            if penalty is not None:
+                loss = loss + penalty
+            lr = optimizer.param_groups[0]['lr']
+            if not torch.isfinite(loss):
+                if path is None:
+                    kept = ''
+                elif epoch > 1:
+                    kept = f" The checkpoint of epoch {epoch - 1} ('{path}') is kept."
+                else:
+                    kept = ' No checkpoint was written yet.'
+                raise FloatingPointError(
+                    f"Training diverged: the loss is {loss.item()} at epoch "
+                    f"{epoch}, step {i + 1} of {steps_per_epoch} (global step "
+                    f"{global_step}).{kept} Lower the learning rate (now "
+                    f"{lr:.3g}) or check the data for NaN/inf values.")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            # Statistics without a sync per step would need a buffer; the
+            # float() below is cheap next to a training step.
+            n = batch.num_graphs
+            loss_sum += loss.item() * n
+            correct += int((logits.argmax(dim=-1) == batch.y).sum())
+            seen += n
+            bar.set_postfix(loss=f'{loss_sum / seen:.3f}', acc=f'{correct / seen:.3f}')
+        if pruner is not None and epoch == config.epochs:
+            pruner.finalize()
+        train_time = time.perf_counter() - start
+
+        start = time.perf_counter()
+        test = evaluate(model, test_loader, device)
+        row: Dict[str, Any] = dict(
+            epoch=epoch, lr=lr,
+            train_loss=loss_sum / seen, train_acc=correct / seen,
+            test_loss=test.loss, test_acc=test.accuracy,
+            train_time_s=train_time)
+        if pruner is not None:
+            report = connectivity(model).to_dict()
+            row.update(kept=report['kept'], live=report['live'],
+                       dead=report['dead'])
+        row['eval_time_s'] = time.perf_counter() - start
+        history.append(row)
+        bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_acc']:.3f}",
+                        test_acc=f'{test.accuracy:.3f}')
+        bar.close()  # the epoch's line stays, with its test accuracy
+
+        if out_dir is not None:
+            training = dict(epoch=epoch, settings=settings, history=history,
+                            optimizer=optimizer.state_dict(),
+                            scheduler=scheduler.state_dict(),
+                            pruner=pruner.state_dict() if pruner is not None else None,
+                            rng=rng_states(loader_generator))
+            save_checkpoint(path, model, meta=meta, training=training)
+            write_history(out_dir, history)
+        if on_epoch_end is not None:
+            on_epoch_end(row)
+
+    if pruner is not None and report is None:  # a finished run, loaded
+        report = connectivity(model).to_dict()
+    result = _result(history, report, len(train_dataset), resumed_from)
+    if out_dir is not None:
+        metrics = dict(test_accuracy=result.test_accuracy, epochs=result.epochs,
+                       train_time_s=result.train_time_s,
+                       samples_per_s=result.samples_per_s,
+                       train_accuracy=history[-1]['train_acc'],
+                       train_loss=history[-1]['train_loss'],
+                       test_loss=history[-1]['test_loss'],
+                       connectivity=report, config=config.to_dict(), **meta)
+        atomic_write(osp.join(out_dir, 'metrics.json'),
+                     json.dumps(metrics, indent=1) + '\n')
+    return result

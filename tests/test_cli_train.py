@@ -1,0 +1,135 @@
+import contextlib
+import io
+import json
+import re
+
+import pytest
+import torch
+
+from tcmp_pyg import load_model
+from tcmp_pyg.cli import main
+from tcmp_pyg.pruning import connectivity
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    # `train --threads 1` sets torch's process-wide thread count (one thread
+    # keeps these tiny runs fast on a busy machine); later tests get it back.
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def accuracy(out: str) -> str:
+    """The accuracy printed on the 'test accuracy: ...' line."""
+    match = re.search(r'^test accuracy: (\d\.\d{4})', out, re.MULTILINE)
+    assert match, out
+    return match.group(1)
+
+
+@pytest.fixture(scope='module')
+def synthetic_run(tmp_path_factory):
+    """(train command, run folder, train stdout) of a 2-epoch pruned run of
+    the compact preset on a small synthetic set."""
+    tmp = tmp_path_factory.mktemp('cli')
+    out = tmp / 'run'
+    command = ['train', '--dataset', 'synthetic', '--root', str(tmp / 'data'),
+               '--num-samples', '60', '--num-frames', '12',
+               '--model', 'stgcn-compact', '--epochs', '2', '--batch-size', '8',
+               '--lr', '0.05', '--warmup', '1', '--prune', 'tcmp',
+               '--amount', '0.9', '--out', str(out), '--threads', '1', '--quiet']
+    threads = torch.get_num_threads()
+    stdout = io.StringIO()  # capsys is per test; this fixture is per module
+    with contextlib.redirect_stdout(stdout):
+        code = main(command)
+    torch.set_num_threads(threads)
+    assert code == 0, stdout.getvalue()
+    return command, out, stdout.getvalue()
+
+
+def test_train_writes_the_run_folder(synthetic_run):
+    _, out, stdout = synthetic_run
+    assert sorted(p.name for p in out.iterdir()) == [
+        'history.csv', 'history.json', 'metrics.json', 'model.pt']
+    metrics = json.loads((out / 'metrics.json').read_text())
+    assert 0.0 <= metrics['test_accuracy'] <= 1.0
+    assert f"{metrics['test_accuracy']:.4f}" == accuracy(stdout)
+    assert metrics['epochs'] == 2 and metrics['train_time_s'] > 0
+    args = metrics['args']
+    assert args['dataset'] == 'synthetic' and args['model'] == 'stgcn-compact'
+    assert args['prune'] == 'tcmp' and args['amount'] == 0.9
+    assert args['lr'] == 0.05 and args['epochs'] == 2 and args['seed'] == 0
+    totals = metrics['connectivity']
+    assert totals['kept'] == round(0.1 * totals['weights'])
+    assert totals['dead'] == 0 and totals['live'] == totals['kept']
+    assert f"kept {totals['kept']} of {totals['weights']} weights" in stdout
+    history = json.loads((out / 'history.json').read_text())
+    assert [row['epoch'] for row in history] == [1, 2]
+
+    model = load_model(out / 'model.pt')
+    report = connectivity(model)
+    assert report.kept == totals['kept'] and report.is_consistent
+
+
+def test_evaluate_recomputes_the_accuracy(synthetic_run, capsys, tmp_path):
+    _, out, stdout = synthetic_run
+    assert main(['evaluate', '--checkpoint', str(out / 'model.pt')]) == 0
+    evaluated = capsys.readouterr().out
+    assert accuracy(evaluated) == accuracy(stdout)
+    assert '/20 sequences' in evaluated  # 60 // 3 test sequences
+    # Another root: the synthetic set is regenerated there, identically.
+    assert main(['evaluate', '--checkpoint', str(out / 'model.pt'),
+                 '--root', str(tmp_path / 'elsewhere')]) == 0
+    assert accuracy(capsys.readouterr().out) == accuracy(stdout)
+
+
+def test_same_command_does_not_train_a_finished_run_again(synthetic_run, capsys):
+    command, out, stdout = synthetic_run
+    before = (out / 'model.pt').stat().st_mtime_ns
+    assert main(command) == 0
+    again = capsys.readouterr().out
+    assert 'holds a finished run (2 epochs); not trained again' in again
+    assert accuracy(again) == accuracy(stdout)
+    assert (out / 'model.pt').stat().st_mtime_ns == before
+
+
+def test_connectivity_command(synthetic_run, capsys):
+    _, out, _ = synthetic_run
+    assert main(['connectivity', '--checkpoint', str(out / 'model.pt')]) == 0
+    table = capsys.readouterr().out
+    assert table.startswith('STGCN(6, 10')  # x, y, z and their motion
+    assert re.search(r'^blocks\.0\.gcn\s+\d+', table, re.MULTILINE)
+    assert re.search(r'^total\s+\d+\s+\d+\s+\d+\s+0\b', table, re.MULTILINE)
+    sparsity = re.search(r'nominal sparsity (\d+\.\d+)%', table).group(1)
+    assert float(sparsity) == pytest.approx(90.0, abs=0.01)  # --amount 0.9
+    assert ', consistent' in table
+
+
+def test_errors(tmp_path, capsys):
+    assert main(['train', '--dataset', 'synthetic', '--root', str(tmp_path),
+                 '--fold', '1', '--out', str(tmp_path / 'run'), '--quiet']) == 1
+    assert "'fold' do not apply to dataset 'synthetic'" in capsys.readouterr().err
+    assert main(['evaluate', '--checkpoint', str(tmp_path / 'absent.pt')]) == 1
+    assert "absent.pt' not found" in capsys.readouterr().err
+    (tmp_path / 'bad.pt').write_bytes(b'garbage')
+    assert main(['connectivity', '--checkpoint', str(tmp_path / 'bad.pt')]) == 1
+    assert 'is corrupt' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(['train', '--dataset', 'sbu', '--out', 'x', '--prune', 'magic'])
+
+
+def test_sbu_fold1_end_to_end(sbu_root, tmp_path, capsys):
+    """Real SBU fold 1: one epoch of the compact preset through the CLI."""
+    out = tmp_path / 'run'
+    assert main(['train', '--dataset', 'sbu', '--root', str(sbu_root),
+                 '--fold', '1', '--num-frames', '32', '--model', 'stgcn-compact',
+                 '--epochs', '1', '--out', str(out), '--threads', '1',
+                 '--quiet']) == 0
+    trained = capsys.readouterr().out
+    metrics = json.loads((out / 'metrics.json').read_text())
+    assert 0.0 <= metrics['test_accuracy'] <= 1.0
+    assert metrics['class_names'][0] == 'approaching'
+    assert main(['evaluate', '--checkpoint', str(out / 'model.pt')]) == 0
+    evaluated = capsys.readouterr().out
+    assert accuracy(evaluated) == accuracy(trained)
+    assert '/55 sequences' in evaluated  # the test sets of fold 1

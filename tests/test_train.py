@@ -1,0 +1,326 @@
+import csv
+import json
+import math
+
+import pytest
+import torch
+
+from tcmp_pyg.checkpoint import read_checkpoint
+from tcmp_pyg.datasets.splits import dataset_options, dataset_splits
+from tcmp_pyg.nn import STGCN
+from tcmp_pyg.pruning import connectivity, make_pruner
+from tcmp_pyg.train import TrainConfig, TrainResult, lr_factor, train
+from tcmp_pyg.transforms import RandomRotation3D
+
+NUM_CLASSES = 4
+IN_CHANNELS = 6  # x, y, z and their motion (dataset_splits' default)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # These models are tiny: a second intra-op thread only adds
+    # synchronisation, and on a busy machine its spin-waits slow runs tenfold.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope='module')
+def splits(tmp_path_factory):
+    """A small, easy synthetic set: 80 training and 40 test sequences of one
+    20-joint body, 4 classes, 16 frames."""
+    root = tmp_path_factory.mktemp('synthetic')
+    return dataset_splits('synthetic', str(root), num_samples=120,
+                          num_classes=NUM_CLASSES, num_frames=16,
+                          layout='kinect_v1', difficulty=0.2)
+
+
+def tiny_model(layout, seed: int = 0, num_classes: int = NUM_CLASSES) -> STGCN:
+    torch.manual_seed(seed)
+    return STGCN(IN_CHANNELS, num_classes, layout, channels=(8, 8))
+
+
+def quick(**kwargs) -> TrainConfig:
+    options = dict(epochs=4, batch_size=8, lr=0.05, warmup=1, progress=False)
+    return TrainConfig(**{**options, **kwargs})
+
+
+def without_times(history):
+    return [{k: v for k, v in row.items() if not k.endswith('time_s')}
+            for row in history]
+
+
+def same_weights(a, b) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return list(sa) == list(sb) and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_lr_factor_warmup_cosine_and_step():
+    cosine = [lr_factor(s, total_steps=100, warmup_steps=10) for s in range(100)]
+    assert cosine[:3] == pytest.approx([0.1, 0.2, 0.3])
+    assert cosine[9] == 1.0 and cosine[10] == 1.0
+    assert all(a >= b for a, b in zip(cosine[10:], cosine[11:]))  # decays
+    assert cosine[55] == pytest.approx(0.5)  # half-way through the decay
+    assert lr_factor(100, total_steps=100, warmup_steps=10) == pytest.approx(0.0)
+    step = [lr_factor(s, total_steps=100, warmup_steps=0, schedule='step',
+                      milestones=(0.5, 0.75), gamma=0.1) for s in range(100)]
+    assert step[0] == step[49] == 1.0
+    assert step[50] == step[74] == pytest.approx(0.1)
+    assert step[75] == step[99] == pytest.approx(0.01)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match=r"'optimizer' to be one of \('sgd', "
+                                         r"'adamw'\) \(got 'adam'\)"):
+        TrainConfig(optimizer='adam')
+    with pytest.raises(ValueError, match="'epochs' to be an integer >= 1"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ValueError, match="'schedule'"):
+        TrainConfig(schedule='linear')
+
+
+def test_training_learns(splits):
+    train_ds, test_ds = splits
+    model = tiny_model(train_ds.layout)
+    result = train(model, train_ds, test_ds, quick(epochs=8))
+    assert isinstance(result, TrainResult)
+    assert result.epochs == 8 and len(result.history) == 8
+    first, last = result.history[0], result.history[-1]
+    assert last['train_loss'] < 0.7 * first['train_loss']
+    assert result.test_accuracy == last['test_acc']  # the last epoch, not the best
+    assert result.test_accuracy >= 0.5  # chance is 0.25
+    assert result.train_time_s > 0 and result.samples_per_s > 0
+    assert result.connectivity is None
+
+
+def test_same_seed_same_run(splits):
+    train_ds, test_ds = splits
+    a, b, c = (tiny_model(train_ds.layout) for _ in range(3))
+    ra = train(a, train_ds, test_ds, quick())
+    rb = train(b, train_ds, test_ds, quick())
+    rc = train(c, train_ds, test_ds, quick(seed=1))
+    assert without_times(ra.history) == without_times(rb.history)
+    assert same_weights(a, b)
+    assert not same_weights(a, c)  # the seed changes shuffling and augmentation
+
+
+def test_adamw_and_step_schedule(splits):
+    train_ds, test_ds = splits
+    model = tiny_model(train_ds.layout)
+    result = train(model, train_ds, test_ds,
+                   quick(optimizer='adamw', lr=0.01, weight_decay=0.01,
+                         schedule='step', warmup=0, milestones=(0.5,)))
+    lrs = [row['lr'] for row in result.history]
+    assert lrs == pytest.approx([0.01, 0.01, 0.001, 0.001])
+    assert all(math.isfinite(row['train_loss']) for row in result.history)
+
+
+@pytest.mark.parametrize('method', [None, 'tcmp'])
+def test_resume_equals_uninterrupted_run(splits, tmp_path, method):
+    train_ds, test_ds = splits
+
+    def run(out_dir, stop_after=None):
+        model = tiny_model(train_ds.layout)
+        pruner = make_pruner(method, model, 0.9) if method else None
+        epochs_seen = []
+
+        def on_epoch_end(row):
+            epochs_seen.append(row['epoch'])
+            if row['epoch'] == stop_after:
+                raise KeyboardInterrupt  # as if the process was killed here
+
+        try:
+            result = train(model, train_ds, test_ds, quick(), pruner=pruner,
+                           out_dir=str(out_dir), on_epoch_end=on_epoch_end)
+        except KeyboardInterrupt:
+            result = None
+        return result, model, epochs_seen
+
+    straight, straight_model, _ = run(tmp_path / 'straight')
+
+    out = tmp_path / 'resumed'
+    result, _, seen = run(out, stop_after=2)
+    assert result is None and seen == [1, 2]
+    assert read_checkpoint(out / 'model.pt')['training']['epoch'] == 2
+    assert not (out / 'metrics.json').exists()  # written once finished
+    resumed, resumed_model, seen = run(out)
+    assert seen == [3, 4] and resumed.resumed_from == 2
+
+    assert without_times(resumed.history) == without_times(straight.history)
+    assert resumed.test_accuracy == straight.test_accuracy
+    assert same_weights(resumed_model, straight_model)
+
+    # A finished run is not trained again: it only reports its result.
+    again, again_model, seen = run(out)
+    assert seen == [] and again.resumed_from == 4 and again.epochs == 4
+    assert again.test_accuracy == straight.test_accuracy
+    assert same_weights(again_model, straight_model)
+
+
+def test_resume_with_other_settings_is_refused(splits, tmp_path):
+    train_ds, test_ds = splits
+    train(tiny_model(train_ds.layout), train_ds, test_ds, quick(epochs=1),
+          out_dir=str(tmp_path))
+    with pytest.raises(ValueError, match=r"holds a run with other settings "
+                                         r"\(config.lr: 0.05 -> 0.1\)"):
+        train(tiny_model(train_ds.layout), train_ds, test_ds,
+              quick(epochs=1, lr=0.1), out_dir=str(tmp_path))
+
+
+@pytest.mark.parametrize('method', ['tcmp', 'mp'])
+def test_pruner_reaches_the_budget(splits, method):
+    train_ds, test_ds = splits
+    model = tiny_model(train_ds.layout)
+    pruner = make_pruner(method, model, 0.9, start=0.1, end=0.6)
+    result = train(model, train_ds, test_ds, quick(), pruner=pruner)
+    report = connectivity(model)
+    assert report.kept == pruner.budget
+    assert result.connectivity['kept'] == pruner.budget
+    assert [row['kept'] for row in result.history][-1] == pruner.budget
+    assert result.history[0]['kept'] > pruner.budget  # pruned gradually
+    if method == 'tcmp':
+        assert report.is_consistent and result.connectivity['dead'] == 0
+
+
+class SpyPruner:
+    """Records the hook calls of the training loop; adds a constant penalty."""
+    def __init__(self, model):
+        self.model = model
+        self.calls = []
+
+    def setup(self, total_steps):
+        self.calls.append(('setup', total_steps))
+
+    def step(self, step):
+        self.calls.append(('step', step))
+
+    def penalty(self):
+        return torch.tensor(10.0)
+
+    def finalize(self):
+        self.calls.append(('finalize',))
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
+
+
+def test_pruner_hook_protocol(splits):
+    train_ds, test_ds = splits
+    model = tiny_model(train_ds.layout)
+    spy = SpyPruner(model)
+    forwards = []
+    model.register_forward_pre_hook(
+        lambda module, args: forwards.append(len(spy.calls)) if module.training
+        else None)
+    result = train(model, train_ds, test_ds, quick(epochs=2), pruner=spy)
+    steps = 2 * math.ceil(len(train_ds) / 8)
+    assert spy.calls == ([('setup', steps)] + [('step', s) for s in range(steps)]
+                         + [('finalize',)])
+    # step(s) came right before the s-th training forward pass.
+    assert forwards == [s + 2 for s in range(steps)]
+    assert all(row['train_loss'] > 10.0 for row in result.history)  # penalty added
+
+
+def test_run_folder_files(splits, tmp_path):
+    train_ds, test_ds = splits
+    model = tiny_model(train_ds.layout)
+    pruner = make_pruner('tcmp', model, 0.9)
+    meta = dict(dataset='synthetic', class_names=list(train_ds.class_names))
+    result = train(model, train_ds, test_ds, quick(epochs=2), pruner=pruner,
+                   out_dir=str(tmp_path), meta=meta)
+    history = json.loads((tmp_path / 'history.json').read_text())
+    assert history == result.history
+    with open(tmp_path / 'history.csv') as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ['epoch', 'lr', 'train_loss', 'train_acc', 'test_loss',
+                             'test_acc', 'train_time_s', 'kept', 'live', 'dead',
+                             'eval_time_s']
+    assert [int(r['epoch']) for r in rows] == [1, 2]
+    assert float(rows[-1]['test_acc']) == result.test_accuracy
+    metrics = json.loads((tmp_path / 'metrics.json').read_text())
+    assert metrics['test_accuracy'] == result.test_accuracy
+    assert 0.0 <= metrics['test_accuracy'] <= 1.0
+    assert metrics['epochs'] == 2 and metrics['train_time_s'] > 0
+    assert metrics['dataset'] == 'synthetic' and metrics['config']['epochs'] == 2
+    assert metrics['connectivity']['kept'] == pruner.budget
+    assert metrics['connectivity']['dead'] == 0
+    checkpoint = read_checkpoint(tmp_path / 'model.pt')
+    assert checkpoint['meta'] == meta
+    assert checkpoint['training']['history'] == result.history
+
+
+class NaNAfter(STGCN):
+    """Outputs NaN logits from the ``nan_from``-th training forward pass on."""
+    nan_from = 12
+    calls = 0
+
+    def forward(self, data):
+        out = super().forward(data)
+        if self.training:
+            self.calls += 1
+            if self.calls >= self.nan_from:
+                return out * float('nan')
+        return out
+
+
+def test_nan_loss_stops_with_epoch_and_step(splits, tmp_path):
+    train_ds, test_ds = splits
+    torch.manual_seed(0)
+    model = NaNAfter(IN_CHANNELS, NUM_CLASSES, train_ds.layout, channels=(8, 8))
+    # 10 steps per epoch: the 12th forward pass is step 2 of epoch 2.
+    with pytest.raises(FloatingPointError,
+                       match=r"loss is nan at epoch 2, step 2 of 10 \(global "
+                             r"step 11\). The checkpoint of epoch 1"):
+        train(model, train_ds, test_ds, quick(), out_dir=str(tmp_path))
+    assert read_checkpoint(tmp_path / 'model.pt')['training']['epoch'] == 1
+
+
+def test_labels_outside_the_model_classes_and_empty_splits(splits):
+    train_ds, test_ds = splits
+    model = tiny_model(train_ds.layout, num_classes=3)
+    with pytest.raises(ValueError, match=r"training split has labels in 0\.\.3 "
+                                         r"but the model predicts 3 classes"):
+        train(model, train_ds, test_ds, quick())
+    with pytest.raises(ValueError, match='Expected a non-empty test split'):
+        train(tiny_model(train_ds.layout), train_ds, test_ds[:0], quick())
+
+
+def test_dataset_splits_augment_the_training_split_only(splits, tmp_path):
+    train_ds, test_ds = splits
+    assert len(train_ds) == 80 and len(test_ds) == 40
+    assert any(isinstance(t, RandomRotation3D) for t in train_ds.transform.transforms)
+    assert not any(isinstance(t, RandomRotation3D)
+                   for t in test_ds.transform.transforms)
+    assert torch.equal(test_ds[0].x, test_ds[0].x)  # deterministic
+    assert not torch.equal(train_ds[0].x, train_ds[0].x)  # augmented
+    x = test_ds[0].x  # [V, T, 6]
+    # Centred: body 0's centre joint of the first frame is at the origin.
+    center = test_ds.layout.center
+    assert torch.allclose(x[center, 0, :3], torch.zeros(3), atol=1e-6)
+    # The motion channels are the frame-to-frame differences.
+    assert torch.allclose(x[:, :-1, 3:], x[:, 1:, :3] - x[:, :-1, :3])
+    assert (x[:, -1, 3:] == 0).all()
+
+    plain, _ = dataset_splits('synthetic', str(tmp_path), num_samples=30,
+                              augment=False, center=False, motion=False)
+    assert plain.transform is None and plain[0].x.size(-1) == 3
+    both, _ = dataset_splits('synthetic', str(tmp_path), num_samples=30,
+                             bone=True)
+    assert both[0].x.size(-1) == 12  # (joint, bone) and their motion
+    assert 'fold' in dataset_options('sbu') and 'num_frames' in dataset_options('sbu')
+    with pytest.raises(ValueError, match="'fold' do not apply to dataset "
+                                         "'synthetic'"):
+        dataset_splits('synthetic', str(tmp_path), fold=1)
+    with pytest.raises(ValueError, match="Unknown dataset 'kinetics'"):
+        dataset_splits('kinetics')
+
+
+def test_dataset_splits_default_root(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    train_ds, _ = dataset_splits('synthetic', num_samples=30, num_frames=8)
+    assert (tmp_path / 'datasets' / 'synthetic' / 'processed').is_dir()
+    assert train_ds.root.endswith('datasets/synthetic')
