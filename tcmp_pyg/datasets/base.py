@@ -7,18 +7,28 @@ import os.path as osp
 import re
 import tempfile
 import warnings
-from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import (Any, Callable, Iterable, Iterator, List, Optional, Sequence,
+                    Tuple, Union)
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch_geometric.data import Data, InMemoryDataset
 
+from tcmp_pyg.datasets.on_disk import (ON_DISK_THRESHOLD, OnDiskSamples,
+                                       default_num_workers, save_on_disk)
+from tcmp_pyg.datasets.parsing import Line, where
 from tcmp_pyg.layouts import SkeletonLayout
 from tcmp_pyg.transforms import resample_frames
 
 # Bump when the processed format changes: it is part of every processed file name.
 PROCESSED_VERSION = 1
+
+# Largest accepted coordinate magnitude in a raw file. Every dataset stores
+# metres, millimetres, pixels or normalised units, so anything larger is a
+# corrupt value; and float32 squares overflow from about 1.8e19 on, which
+# would turn distances and norms (ScaleNormalize, the loss) into inf/NaN.
+MAX_COORDINATE = 1e6
 
 
 def skeleton_to_data(seq: np.ndarray, layout: SkeletonLayout, y: int,
@@ -79,6 +89,31 @@ def atomic_save(data_list: Sequence[Data], path: str) -> None:
         raise
 
 
+def check_coordinates(coords: np.ndarray, path: str, lines: Sequence[Line],
+                      what: str, bound: float = MAX_COORDINATE) -> None:
+    r"""Rejects coordinates whose magnitude exceeds ``bound``.
+
+    Args:
+        coords (np.ndarray): Parsed coordinates, one row per line of
+            ``lines`` (any trailing shape).
+        path (str): The file (for the message).
+        lines (Sequence[Line]): The ``(line_number, text)`` each row came from.
+        what (str): What the values are, e.g. ``'joint coordinates'``.
+        bound (float, optional): The largest accepted magnitude.
+            (default: :obj:`MAX_COORDINATE` = 1e6)
+
+    Raises:
+        ValueError: ``"<file>, line N: expected joint coordinates within
+            +-1e+06 (got 1e+30)"`` for the first line holding one.
+    """
+    flat = np.asarray(coords).reshape(len(coords), -1) if len(coords) else None
+    if flat is not None and (np.abs(flat) > bound).any():
+        row, col = np.argwhere(np.abs(flat) > bound)[0]
+        value = flat[row, col]
+        raise ValueError(f"{where(path, lines[int(row)][0])}: expected {what} "
+                         f"within +-{bound:g} (got {float(value):.7g})")
+
+
 def check_choice(arg: str, value: Any, choices: Sequence[Any]) -> Any:
     """Returns ``value`` if it is one of ``choices``, else a :class:`ValueError`."""
     if value not in choices:
@@ -112,12 +147,44 @@ class SkeletonDataset(InMemoryDataset):
     ``repr``) are part of the processed file name, so changing them never
     reuses a stale cache.
 
+    **Storage.** By default every sequence is collated into memory, as in any
+    :class:`~torch_geometric.data.InMemoryDataset`. With ``on_disk=True`` the
+    samples are instead streamed into a memory-mapped array (see
+    :mod:`tcmp_pyg.datasets.on_disk`) and :meth:`get` reads one sample per
+    access; the graphs, the metadata (:meth:`meta`, :meth:`all_meta`), the
+    splits and the processed-name rules are the same. ``on_disk=None``
+    decides from :meth:`estimated_nbytes`: on disk above
+    :obj:`~tcmp_pyg.datasets.on_disk.ON_DISK_THRESHOLD` (2 GiB). The dataset
+    stays an ``InMemoryDataset`` subclass either way (same API); on disk it
+    simply holds nothing collated.
+
     Subclasses set :attr:`name`, :attr:`layout`, :attr:`class_names`,
     :attr:`obtain` (how to get the raw files), :attr:`raw_layout` (what
     ``raw/`` must hold) and the CLI table fields :attr:`total_classes`,
     :attr:`num_sequences` and :attr:`protocols`; they implement
     :meth:`raw_file_names`, :meth:`processed_file_names` (via
-    :meth:`processed_name`), :meth:`read_data_list` and :meth:`split_mask`.
+    :meth:`processed_name`, and
+    :func:`~tcmp_pyg.datasets.on_disk.on_disk_file_names` for the on-disk
+    storage), :meth:`read_data_list` and :meth:`split_mask`. Large datasets
+    also implement :meth:`iter_samples` (reading in parallel, one sample at
+    a time) and :meth:`estimated_nbytes`.
+
+    Args:
+        root (str): Root directory (``raw/`` and ``processed/`` below it).
+        transform (callable, optional): Applied to each graph on access.
+        pre_transform (callable, optional): Applied before saving to disk.
+        pre_filter (callable, optional): Keeps the graphs it returns
+            :obj:`True` for, before saving to disk.
+        force_reload (bool, optional): Re-process the dataset.
+            (default: :obj:`False`)
+        log (bool, optional): Print progress while processing.
+            (default: :obj:`True`)
+        on_disk (bool, optional): Store the processed samples in a
+            memory-mapped file instead of memory; :obj:`None` decides by
+            size. (default: :obj:`False`)
+        num_workers (int, optional): Processes that read raw files in
+            parallel (datasets with :meth:`iter_samples`); :obj:`0` reads in
+            this process. (default: :obj:`None`, the CPU count)
     """
     name: str = ''
     layout: SkeletonLayout
@@ -131,7 +198,22 @@ class SkeletonDataset(InMemoryDataset):
     def __init__(self, root: str, transform: Optional[Callable] = None,
                  pre_transform: Optional[Callable] = None,
                  pre_filter: Optional[Callable] = None,
-                 force_reload: bool = False, log: bool = True) -> None:
+                 force_reload: bool = False, log: bool = True, *,
+                 on_disk: Optional[bool] = False,
+                 num_workers: Optional[int] = None) -> None:
+        check_choice('on_disk', on_disk, (False, True, None))
+        if num_workers is not None and (isinstance(num_workers, bool) or not
+                                        isinstance(num_workers, int) or
+                                        num_workers < 0):
+            raise ValueError(f"Expected 'num_workers' to be an integer >= 0 "
+                             f"(got {num_workers!r})")
+        self.num_workers = default_num_workers() if num_workers is None \
+            else num_workers
+        self._samples: Optional[OnDiskSamples] = None
+        if on_disk is None:
+            self.root = root  # estimated_nbytes() may look at raw_dir
+            on_disk = self.estimated_nbytes() > ON_DISK_THRESHOLD
+        self.on_disk = bool(on_disk)
         with warnings.catch_warnings():
             # The processed file name already encodes pre_transform and
             # pre_filter, so PyG's "differs from the one used" is a false alarm.
@@ -179,41 +261,94 @@ class SkeletonDataset(InMemoryDataset):
         """Parses the raw files into one :class:`Data` per sample."""
         raise NotImplementedError
 
+    def iter_samples(self) -> Iterator[Data]:
+        """Yields one :class:`Data` per sample. The on-disk storage streams
+        from it; large datasets override it to read in parallel (with
+        :attr:`num_workers`) and one sample at a time. By default it yields
+        :meth:`read_data_list`."""
+        yield from self.read_data_list()
+
+    def estimated_nbytes(self) -> int:
+        """Bytes the processed ``x`` of every sample would take (raw files
+        present, before processing); ``on_disk=None`` compares it with
+        :obj:`~tcmp_pyg.datasets.on_disk.ON_DISK_THRESHOLD`. (default: 0,
+        small datasets stay in memory)"""
+        return 0
+
     def split_mask(self) -> Optional[Tensor]:
         """Boolean mask over all processed sequences selecting this split
         (:obj:`None` keeps all)."""
         return None
 
     def process(self) -> None:
-        data_list: Iterable[Data] = self.read_data_list()
+        empty = (f"{type(self).__name__}: no usable sequence in "
+                 f"'{self.raw_dir}' (after pre_filter)")
+        source = self.iter_samples() if self.on_disk else self.read_data_list()
+        samples: Iterable[Data] = source
         if self.pre_filter is not None:
-            data_list = [d for d in data_list if self.pre_filter(d)]
+            samples = (d for d in samples if self.pre_filter(d))
         if self.pre_transform is not None:
-            data_list = [self.pre_transform(d) for d in data_list]
-        data_list = list(data_list)
+            samples = (self.pre_transform(d) for d in samples)
+        if self.on_disk:
+            try:
+                save_on_disk(samples, *self.processed_paths[:2],
+                             empty_message=empty)
+            finally:  # after an error midway, stop the reading workers now
+                getattr(source, 'close', lambda: None)()
+            return
+        data_list = list(samples)
         if not data_list:
-            raise ValueError(f"{type(self).__name__}: no usable sequence in "
-                             f"'{self.raw_dir}' (after pre_filter)")
+            raise ValueError(empty)
         atomic_save(data_list, self.processed_paths[0])
 
     def _load_processed(self) -> None:
-        path = self.processed_paths[0]
+        paths = self.processed_paths
         try:
-            self.load(path)
+            if self.on_disk:
+                self._samples = OnDiskSamples(paths[0], paths[1])
+            else:
+                self.load(paths[0])
         except Exception as e:
+            what = (f"processed files '{paths[0]}' and '{paths[1]}' could not "
+                    f"be loaded ({type(e).__name__}: {e}). They are"
+                    if self.on_disk else
+                    f"processed file '{paths[0]}' could not be loaded "
+                    f"({type(e).__name__}: {e}). It is")
             raise RuntimeError(
-                f"{type(self).__name__}: the processed file '{path}' could not "
-                f"be loaded ({type(e).__name__}: {e}). It is stale or corrupt: "
-                f"delete '{self.processed_dir}' or pass force_reload=True."
+                f"{type(self).__name__}: the {what} stale or corrupt: delete "
+                f"'{self.processed_dir}' or pass force_reload=True."
             ) from e
+
+    def len(self) -> int:
+        if self._samples is not None:
+            return len(self._samples)
+        return super().len()
+
+    def get(self, idx: int) -> Data:
+        if self._samples is not None:
+            return self._samples.get(idx)
+        return super().get(idx)
+
+    @property
+    def num_classes(self) -> int:
+        """The size of the label space (``len(class_names)``), not inferred
+        from the labels present: a subset holding one class still has the
+        dataset's classes."""
+        if self.class_names:
+            return len(self.class_names)
+        return self._infer_num_classes(self.all_meta('y'))
 
     def has_meta(self, key: str) -> bool:
         """Whether every sequence carries the attribute ``key``."""
+        if self._samples is not None:
+            return self._samples.has(key)
         return key in self._data
 
     def all_meta(self, key: str) -> Union[Tensor, List[str]]:
         """A per-sequence attribute over the whole processed file (all
         splits): a ``[N]`` tensor for numbers, a list for strings."""
+        if self._samples is not None:
+            return self._samples.meta(key)
         value = self._data[key]
         if self.slices is None:  # a single sequence: nothing was collated
             return [value] if isinstance(value, str) else value.view(-1)[:1]
@@ -227,6 +362,16 @@ class SkeletonDataset(InMemoryDataset):
         if isinstance(value, list):
             return [value[i] for i in idx]
         return value.index_select(0, torch.tensor(idx, dtype=torch.long))
+
+    def check_not_empty(self, description: str) -> None:
+        """Raises a :class:`ValueError` naming ``description`` (e.g. ``'the
+        test split of fold 3'``) if this split selects no sequence."""
+        if len(self) == 0:
+            total = len(self.all_meta('y'))
+            raise ValueError(f"{type(self).__name__}: {description} has no "
+                             f"sequence ({total} processed from "
+                             f"'{self.raw_dir}'); check that raw/ holds the "
+                             f"whole dataset")
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}({len(self)})'

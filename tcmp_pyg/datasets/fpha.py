@@ -10,7 +10,8 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from tcmp_pyg.datasets.base import (SkeletonDataset, check_choice,
-                                    check_num_frames, skeleton_to_data)
+                                    check_coordinates, check_num_frames,
+                                    skeleton_to_data)
 from tcmp_pyg.datasets.parsing import (check_integer_column, parse_int,
                                        parse_rows, read_lines, require_lines,
                                        shorten, warn_skipped, where)
@@ -110,12 +111,15 @@ def read_fpha_skeleton(path: str) -> np.ndarray:
         file (the release has a few; the caller skips them).
 
     Raises:
-        ValueError: Naming the file and line if the file is malformed.
+        ValueError: Naming the file and line if the file is malformed, or if
+            a coordinate exceeds
+            :obj:`~tcmp_pyg.datasets.base.MAX_COORDINATE` in magnitude.
     """
     lines = read_lines(path)
     rows = parse_rows(path, lines, 1 + 21 * 3, 'frame index, then 21 joints x '
                                                '(x, y, z)')
     check_integer_column(rows[:, 0], path, lines, 'frame index')
+    check_coordinates(rows[:, 1:], path, lines, 'joint coordinates')
     return rows[:, 1:].reshape(-1, 1, 21, 3).astype(np.float32)
 
 

@@ -12,7 +12,8 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from tcmp_pyg.datasets.base import (SkeletonDataset, check_choice,
-                                    check_num_frames, skeleton_to_data)
+                                    check_coordinates, check_num_frames,
+                                    skeleton_to_data)
 from tcmp_pyg.datasets.parsing import (parse_rows, read_lines, warn_skipped,
                                        where)
 from tcmp_pyg.layouts import KINECT_V1
@@ -57,10 +58,13 @@ def read_msr_file(path: str) -> np.ndarray:
 
     Raises:
         ValueError: Naming the file and line if the file is malformed, e.g.
-            a line count that is not a multiple of 20 (truncated file).
+            a line count that is not a multiple of 20 (truncated file), or
+            if a coordinate exceeds
+            :obj:`~tcmp_pyg.datasets.base.MAX_COORDINATE` in magnitude.
     """
     lines = read_lines(path)
     rows = parse_rows(path, lines, 4, 'x y z confidence of one joint')
+    check_coordinates(rows[:, :3], path, lines, 'joint coordinates')
     if len(rows) % 20 != 0:
         raise ValueError(f"{where(path, lines[-1][0])}: expected 20 joint lines "
                          f"per frame (got {len(rows)} lines, {len(rows) % 20} "

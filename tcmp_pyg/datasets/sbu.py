@@ -10,7 +10,8 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from tcmp_pyg.datasets.base import (SkeletonDataset, check_choice,
-                                    check_num_frames, skeleton_to_data)
+                                    check_coordinates, check_num_frames,
+                                    skeleton_to_data)
 from tcmp_pyg.datasets.parsing import (check_integer_column, parse_rows,
                                        read_lines, require_lines)
 from tcmp_pyg.layouts import SBU
@@ -43,13 +44,16 @@ def read_sbu_file(path: str) -> np.ndarray:
         stored in the file).
 
     Raises:
-        ValueError: Naming the file and line if the file is malformed.
+        ValueError: Naming the file and line if the file is malformed, or if
+            a coordinate exceeds
+            :obj:`~tcmp_pyg.datasets.base.MAX_COORDINATE` in magnitude.
     """
     lines = read_lines(path)
     require_lines(path, lines, 'one line per frame')
     what = 'frame number, then 2 persons x 15 joints x (x, y, z)'
     rows = parse_rows(path, lines, 1 + 2 * 15 * 3, what, sep=',')
     check_integer_column(rows[:, 0], path, lines, 'frame number')
+    check_coordinates(rows[:, 1:], path, lines, 'joint coordinates')
     return rows[:, 1:].reshape(-1, 2, 15, 3).astype(np.float32)
 
 
@@ -73,6 +77,13 @@ class SBUKinectInteraction(SkeletonDataset):
     (person A's joints, then person B's), ``y``, ``length`` (original frame
     count), ``set_name`` (e.g. ``'s01s02'``), ``fold`` (the fold whose test
     split holds it) and ``source`` (the file, relative to ``raw/``).
+
+    Unlike NTU, a person cannot leave an SBU sequence: every line holds both
+    persons' 15 joints, so a frame missing one is a malformed line (a
+    :class:`ValueError` naming it). A one-frame sequence is repeated to
+    ``num_frames``. Set folders are required: a ``raw/`` lacking some raises
+    a :class:`FileNotFoundError` naming them and every fold they empty; a
+    split left without any sequence raises a :class:`ValueError`.
 
     **STATS:**
 
@@ -127,6 +138,11 @@ class SBUKinectInteraction(SkeletonDataset):
         self.num_frames = check_num_frames(num_frames)
         super().__init__(root, transform, pre_transform, pre_filter,
                          force_reload=force_reload)
+        test_sets = ', '.join(SBU_FOLDS[self.fold - 1])
+        self.check_not_empty(
+            f"the test split of fold {self.fold} (sets {test_sets})"
+            if self.split == 'test' else
+            f"the training split of fold {self.fold} (every set but {test_sets})")
 
     @property
     def raw_file_names(self) -> List[str]:
@@ -135,6 +151,20 @@ class SBUKinectInteraction(SkeletonDataset):
     @property
     def processed_file_names(self) -> List[str]:
         return [self.processed_name(f'T{self.num_frames}')]
+
+    def download(self) -> None:
+        missing = [s for s in SBU_SETS if not osp.isdir(osp.join(self.raw_dir, s))]
+        if 0 < len(missing) < len(SBU_SETS):  # a partial copy: say what breaks
+            emptied = [f"fold {k + 1} (test sets {', '.join(fold)})"
+                       for k, fold in enumerate(SBU_FOLDS) if set(fold) <= set(missing)]
+            hint = (f"; without them {' and '.join(emptied)} would have no test "
+                    f"sequence" if emptied else '')
+            raise FileNotFoundError(
+                f"{type(self).__name__}: {len(missing)} of the {len(SBU_SETS)} "
+                f"set folders are missing in '{self.raw_dir}': "
+                f"{', '.join(missing)}{hint}. Expected: {self.raw_layout}. "
+                f"{self.obtain}")
+        super().download()
 
     def read_data_list(self) -> List[Data]:
         fold_of = {s: k + 1 for k, fold in enumerate(SBU_FOLDS) for s in fold}

@@ -10,7 +10,8 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from tcmp_pyg.datasets.base import (SkeletonDataset, check_choice,
-                                    check_num_frames, skeleton_to_data)
+                                    check_coordinates, check_num_frames,
+                                    skeleton_to_data)
 from tcmp_pyg.datasets.parsing import (check_integer_column, parse_int,
                                        parse_rows, read_lines, require_lines,
                                        shorten, warn_skipped, where)
@@ -104,13 +105,16 @@ def read_utkinect_joints(path: str) -> Tuple[np.ndarray, np.ndarray]:
         ``(frame_ids [L] int64, joints [L, 20, 3] float32)``.
 
     Raises:
-        ValueError: Naming the file and line if the file is malformed.
+        ValueError: Naming the file and line if the file is malformed, or if
+            a coordinate exceeds
+            :obj:`~tcmp_pyg.datasets.base.MAX_COORDINATE` in magnitude.
     """
     lines = read_lines(path)
     require_lines(path, lines, 'one line per frame')
     rows = parse_rows(path, lines, 1 + 20 * 3, 'frame id, then 20 joints x '
                                                '(x, y, z)')
     ids = check_integer_column(rows[:, 0], path, lines, 'frame id')
+    check_coordinates(rows[:, 1:], path, lines, 'joint coordinates')
     return ids, rows[:, 1:].reshape(-1, 20, 3).astype(np.float32)
 
 

@@ -6,7 +6,8 @@ from hypothesis import strategies as st
 from torch_geometric.loader import DataLoader
 
 from tcmp_pyg.datasets import NTURGBD, SkippedSequenceWarning, parse_ntu_skeleton
-from tcmp_pyg.datasets.ntu import parse_ntu_name, read_ntu_missing
+from tcmp_pyg.datasets.ntu import (NTUSample, parse_ntu_name, read_ntu_missing,
+                                   read_ntu_sample)
 
 BODY_INFO = '0 1 1 1 1 0 -0.2372897 0.3077246 2'
 JOINT_REST = '277.419 191.8218 1036.233 519.1677 -0.2059419 0.05349275 0.9692602 -0.1239271 2'
@@ -93,6 +94,31 @@ def test_parser_errors(tmp_path, edit, match):
         parse_ntu_skeleton(str(path))
 
 
+def test_read_ntu_sample_is_what_the_dataset_stores(ntu_small):
+    raw = ntu_small / 'raw' / 'nturgb+d_skeletons'
+    with pytest.warns(SkippedSequenceWarning):
+        ds = NTURGBD(ntu_small, num_frames=8, num_workers=0)
+    source = 'nturgb+d_skeletons/S001C001P001R001A001.skeleton'
+    data = read_ntu_sample(NTUSample(str(raw / 'S001C001P001R001A001.skeleton'),
+                                     source, 8))
+    stored = ds[ds.meta('source').index(source)]
+    assert sorted(data.keys()) == sorted(stored.keys())
+    assert torch.equal(data.x, stored.x) and data.source == stored.source
+    assert read_ntu_sample(NTUSample(str(raw / 'S001C003P007R001A005.skeleton'),
+                                     'S001C003P007R001A005.skeleton', 8)) is None
+
+
+def test_parallel_in_memory_processing_matches_serial(ntu_small):
+    with pytest.warns(SkippedSequenceWarning):
+        serial = NTURGBD(ntu_small, variant='120', num_frames=8, num_workers=0)
+    with pytest.warns(SkippedSequenceWarning):
+        parallel = NTURGBD(ntu_small, variant='120', num_frames=8, num_workers=2,
+                           force_reload=True)
+    assert not parallel.on_disk and len(parallel) == len(serial)
+    for a, b in zip(serial, parallel):
+        assert torch.equal(a.x, b.x) and a.source == b.source
+
+
 def test_names_and_missing_list(tmp_path):
     assert parse_ntu_name('S017C003P020R002A060.skeleton') == (17, 3, 20, 2, 60)
     assert parse_ntu_name('S17C003P020R002A060') is None
@@ -173,8 +199,9 @@ def test_invalid_arguments_and_names(ntu_small, tmp_path):
 @given(data=st.data())
 def test_parser_only_raises_clear_value_errors(data, corrupt, fuzz_dir):
     rng = np.random.default_rng(data.draw(st.integers(0, 100)))
-    frames = [[(A, rng.normal(size=(25, 3)))][:data.draw(st.integers(0, 1))]
-              for _ in range(data.draw(st.integers(1, 2)))]
+    frames = [[(A, rng.normal(size=(25, 3))), (B, rng.normal(size=(25, 3)))]
+              [:data.draw(st.integers(0, 2))]
+              for _ in range(data.draw(st.integers(1, 3)))]
     path = fuzz_dir / 'S001C001P001R001A001.skeleton'
     path.write_bytes(corrupt(data, ntu_text(frames)))
     try:
