@@ -21,8 +21,10 @@ import io
 import os
 import os.path as osp
 import pickle
+import shutil
 import tempfile
-from typing import Any, Dict, Optional, Union
+import warnings
+from typing import Any, Dict, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -102,9 +104,37 @@ def model_description(model: nn.Module) -> Dict[str, Any]:
     return dict(class_name=type(model).__name__, config=model.config())
 
 
+def previous_checkpoint_path(path: PathLike) -> str:
+    """Where :func:`save_checkpoint` with ``keep_previous`` keeps the
+    checkpoint it replaces: ``model.pt`` -> ``model.prev.pt``."""
+    root, ext = osp.splitext(os.fspath(path))
+    return f'{root}.prev{ext}'
+
+
+def _keep_previous(path: str) -> None:
+    # A hard link (or a copy) under a temporary name, then os.replace: at
+    # every instant both names hold a complete checkpoint.
+    prev = previous_checkpoint_path(path)
+    fd, tmp = tempfile.mkstemp(dir=osp.dirname(osp.abspath(path)),
+                               prefix=f'.{osp.basename(prev)}.', suffix='.tmp')
+    os.close(fd)
+    os.remove(tmp)
+    try:
+        try:
+            os.link(path, tmp)
+        except OSError:  # no hard links on this file system
+            shutil.copyfile(path, tmp)
+        os.replace(tmp, prev)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 def save_checkpoint(path: PathLike, model: nn.Module, *,
                     meta: Optional[Dict[str, Any]] = None,
-                    training: Optional[Dict[str, Any]] = None) -> None:
+                    training: Optional[Dict[str, Any]] = None,
+                    keep_previous: bool = False) -> None:
     r"""Writes ``model`` (architecture and ``state_dict``) to ``path``
     atomically: a temporary file in the same folder, then :func:`os.replace`,
     so an interrupted write never leaves a half-written checkpoint.
@@ -118,6 +148,10 @@ def save_checkpoint(path: PathLike, model: nn.Module, *,
             name, root, options, class names, ...).
         training (dict, optional): Plain data and tensors needed to resume
             training (optimizer, scheduler, pruner, RNG states, history).
+        keep_previous (bool, optional): Keep the checkpoint that ``path``
+            held as :func:`previous_checkpoint_path` (``model.prev.pt``), the
+            fallback of :func:`read_resume_checkpoint`.
+            (default: :obj:`False`)
     """
     path = os.fspath(path)
     checkpoint = dict(format=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION,
@@ -128,6 +162,8 @@ def save_checkpoint(path: PathLike, model: nn.Module, *,
     _check_plain(checkpoint, 'checkpoint')
     buf = io.BytesIO()
     torch.save(checkpoint, buf)
+    if keep_previous and osp.isfile(path):
+        _keep_previous(path)
     atomic_write(path, buf.getvalue())
 
 
@@ -198,6 +234,53 @@ def read_checkpoint(path: PathLike, map_location: Any = 'cpu') -> Dict[str, Any]
                               f"description ('model': class_name and config) "
                               f"or its 'state_dict'")
     return checkpoint
+
+
+def read_resume_checkpoint(path: PathLike, map_location: Any = 'cpu'
+                           ) -> Optional[Tuple[Dict[str, Any], str]]:
+    r"""Reads the checkpoint a run resumes from: ``path``, or if ``path`` is
+    corrupt, the previous checkpoint kept beside it
+    (:func:`previous_checkpoint_path`). The corrupt file is then renamed to
+    ``<path>.corrupt`` (so it is neither read nor kept again) and a
+    :class:`UserWarning` says so.
+
+    Args:
+        path (str): The run's checkpoint (``model.pt``).
+        map_location (optional): Where tensors go. (default: :obj:`'cpu'`)
+
+    Returns:
+        ``(checkpoint, the file read)``, or :obj:`None` if ``path`` does not
+        exist (a new run).
+
+    Raises:
+        CheckpointError: If ``path`` is corrupt and there is no readable
+            previous checkpoint.
+    """
+    path = os.fspath(path)
+    if not osp.exists(path):
+        return None
+    try:
+        return read_checkpoint(path, map_location), path
+    except CheckpointError as error:
+        prev = previous_checkpoint_path(path)
+        if not osp.exists(prev):
+            raise CheckpointError(
+                f"{error}. There is no previous checkpoint ('{prev}') to fall "
+                f"back on: delete '{path}' to train the run from the start, "
+                f"or use another out_dir") from error
+        try:
+            checkpoint = read_checkpoint(prev, map_location)
+        except CheckpointError as prev_error:
+            raise CheckpointError(
+                f"{error}. The previous checkpoint is unusable too "
+                f"({prev_error}): delete both to train the run from the "
+                f"start, or use another out_dir") from error
+        os.replace(path, path + '.corrupt')
+        epoch = (checkpoint.get('training') or {}).get('epoch')
+        warnings.warn(f"{error}. Moved it to '{path}.corrupt' and resuming "
+                      f"from the previous checkpoint '{prev}' (epoch {epoch})",
+                      stacklevel=2)
+        return checkpoint, prev
 
 
 def model_from_checkpoint(checkpoint: Dict[str, Any], path: str = '<checkpoint>'

@@ -190,7 +190,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     opt.add_argument('--lr', type=float, default=TrainConfig.lr,
                      help=f'peak learning rate (default: {TrainConfig.lr})')
     opt.add_argument('--batch-size', type=int, default=TrainConfig.batch_size,
-                     help=f'(default: {TrainConfig.batch_size})')
+                     help='sequences per step, over all processes '
+                          f'(default: {TrainConfig.batch_size})')
     opt.add_argument('--optimizer', default=TrainConfig.optimizer,
                      choices=OPTIMIZERS, help='SGD with Nesterov momentum or '
                      f'AdamW (default: {TrainConfig.optimizer})')
@@ -209,6 +210,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     opt.add_argument('--threads', type=int, default=None,
                      help="torch CPU threads (default: $TCMP_PYG_THREADS, "
                           "else torch's default)")
+    opt.add_argument('--nproc', type=int, default=1,
+                     help='train in N local processes with DistributedData'
+                          'Parallel (one per GPU with --device cuda); '
+                          '--batch-size is the global batch, split across '
+                          'them. Under torchrun leave it out (default: 1)')
     prune = p.add_argument_group('pruning')
     prune.add_argument('--prune', default=None, choices=METHOD_NAMES,
                        help='pruning method (default: none, a dense model)')
@@ -224,8 +230,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                             'reached (default: 0.6)')
     prune.add_argument('--update-every', type=int, default=1,
                        help='steps between mask updates (default: 1)')
+    p.add_argument('--tensorboard', action='store_true',
+                   help='also write per-epoch scalars (losses, accuracies, lr, '
+                        'kept/live/dead weights per layer) to OUT/tensorboard '
+                        '(needs `pip install tensorboard`)')
     p.add_argument('--quiet', action='store_true', help='no progress bars')
-    p.set_defaults(func=_cmd_train)
+    p.set_defaults(func=_cmd_train_launch)
 
 
 def _set_threads(threads: Optional[int]) -> None:
@@ -237,24 +247,78 @@ def _set_threads(threads: Optional[int]) -> None:
         torch.set_num_threads(threads)
 
 
+def _tensorboard_dir(args: argparse.Namespace) -> Optional[str]:
+    """``OUT/tensorboard`` with ``--tensorboard`` (ImportError if tensorboard
+    is not installed), else None."""
+    from tcmp_pyg.train import summary_writer_class
+
+    if not args.tensorboard:
+        return None
+    summary_writer_class()
+    return os.path.join(args.out, 'tensorboard')
+
+
+def _cmd_train_launch(args: argparse.Namespace) -> int:
+    """`train` in one process, in --nproc local processes, or in the one of
+    torchrun's processes this is (see tcmp_pyg.distributed)."""
+    import torch
+
+    from tcmp_pyg.distributed import launch, process_group, torchrun_world_size
+
+    world_size = torchrun_world_size()
+    nproc = world_size or args.nproc
+    problem = None
+    if args.nproc < 1:
+        problem = f'--nproc must be >= 1 (got {args.nproc})'
+    elif world_size is not None and args.nproc not in (1, world_size):
+        problem = (f'--nproc {args.nproc} but torchrun started {world_size} '
+                   f'processes; leave --nproc out under torchrun')
+    elif args.batch_size % nproc:
+        problem = (f'--batch-size ({args.batch_size}) is the global batch and '
+                   f'must be a multiple of the {nproc} processes')
+    elif (world_size is None and nproc > 1 and args.device.startswith('cuda')
+          and nproc > torch.cuda.device_count()):
+        problem = (f'--nproc {nproc} with --device {args.device} needs {nproc} '
+                   f'GPUs (found {torch.cuda.device_count()})')
+    if problem is not None:
+        print(f'error: {problem}', file=sys.stderr)
+        return 1
+    if world_size is None and nproc > 1:
+        # Each child finds torchrun-style variables and joins the group below.
+        return launch(_cmd_train_launch, (args,), nproc)
+    try:
+        with process_group(args.device) as device:
+            return _cmd_train(argparse.Namespace(**{**vars(args), 'device': device}))
+    except ValueError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from tcmp_pyg.checkpoint import CheckpointError
     from tcmp_pyg.datasets.splits import DEFAULT_ROTATION, dataset_splits
+    from tcmp_pyg.distributed import DistributedContext, main_process_first
     from tcmp_pyg.nn import build_model
     from tcmp_pyg.pruning import make_pruner
     from tcmp_pyg.train import TrainConfig, seed_everything, train
 
     _set_threads(args.threads)
+    try:
+        tensorboard_dir = _tensorboard_dir(args)
+    except ImportError as e:  # before the data is loaded
+        print(f'error: --tensorboard: {e}', file=sys.stderr)
+        return 1
     options = {k: getattr(args, k) for k in _TRAIN_DATASET_OPTIONS
                if getattr(args, k) is not None}
     root = args.root if args.root is not None else f'datasets/{args.dataset}'
     rotation = DEFAULT_ROTATION if args.rotation is None else args.rotation
     try:
         streams = dict(motion=not args.no_motion, bone=args.bone)
-        train_ds, test_ds = dataset_splits(args.dataset, root,
-                                           augment=not args.no_augment,
-                                           rotation=rotation, **streams,
-                                           **options)
+        with main_process_first():  # several processes: rank 0 processes the data
+            train_ds, test_ds = dataset_splits(args.dataset, root,
+                                               augment=not args.no_augment,
+                                               rotation=rotation, **streams,
+                                               **options)
         sample = train_ds[0]  # sets the input shape of the model
         # Seeded before the model is built, so its initialisation is too.
         seed_everything(args.seed)
@@ -281,11 +345,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
                     model_name=args.model,
                     args={k: v for k, v in vars(args).items() if k != 'func'})
         result = train(model, train_ds, test_ds, config, pruner=pruner,
-                       out_dir=args.out, meta=meta)
+                       out_dir=args.out, meta=meta,
+                       tensorboard_dir=tensorboard_dir)
     except (FileNotFoundError, ValueError, TypeError, FloatingPointError,
             CheckpointError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
+    if not DistributedContext.current().is_main:
+        return 0  # rank 0 reports
     if result.resumed_from == result.epochs:
         print(f'{args.out} holds a finished run ({result.epochs} epochs); not '
               f'trained again')
@@ -317,7 +384,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     from tcmp_pyg.checkpoint import (CheckpointError, model_from_checkpoint,
                                      read_checkpoint)
-    from tcmp_pyg.datasets.splits import dataset_splits
     from tcmp_pyg.train import evaluate
 
     try:
@@ -328,9 +394,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                              f"not written by `tcmp-pyg train`)")
         model = model_from_checkpoint(checkpoint, args.checkpoint).to(args.device)
         root = args.root if args.root is not None else meta['root']
-        _, test_ds = dataset_splits(meta['dataset'], root, augment=False,
-                                    center=meta['center'], motion=meta['motion'],
-                                    bone=meta['bone'], **meta['options'])
+        test_ds = _recorded_test_split(meta, root)
         result = evaluate(model, DataLoader(test_ds, batch_size=args.batch_size),
                           args.device)
     except (FileNotFoundError, ValueError, CheckpointError) as e:
@@ -363,20 +427,328 @@ def _cmd_connectivity(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- compact / export -------------------------------------------------------
+
+def _add_compact(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser('compact', help="remove a pruned checkpoint's dead "
+                       'channels: a physically smaller model, same outputs')
+    p.add_argument('--checkpoint', required=True, help="a pruned run's model.pt")
+    p.add_argument('--out', required=True, help='the compact checkpoint to write')
+    p.add_argument('--root', default=None,
+                   help='dataset root of the example batch (default: the one '
+                        'recorded at training)')
+    p.add_argument('--batch-size', type=int, default=64,
+                   help='sequences in the example batch that measures the '
+                        'MACs and the gating change (default: 64)')
+    p.add_argument('--num-frames', type=int, default=None,
+                   help='frames of the random example batch used when the '
+                        "dataset is not available (default: the training "
+                        "setting, else 32)")
+    p.set_defaults(func=_cmd_compact)
+
+
+def _recorded_test_split(meta: dict, root: Optional[str]):
+    """The test split a checkpoint was evaluated on (``meta`` written by
+    `tcmp-pyg train`), without augmentation, at ``root`` or the recorded one."""
+    from tcmp_pyg.datasets.splits import dataset_splits
+
+    _, test_ds = dataset_splits(meta['dataset'], root or meta['root'],
+                                augment=False, center=meta['center'],
+                                motion=meta['motion'], bone=meta['bone'],
+                                **meta['options'])
+    return test_ds
+
+
+def _recorded_num_frames(model, meta: dict) -> int:
+    """Frames per sequence of the training data: the model's own
+    (AttentionGCN), the recorded dataset option or that dataset's default,
+    else 32 (STGCN takes any length)."""
+    import inspect
+
+    from tcmp_pyg.datasets import DATASETS
+
+    if hasattr(model, 'num_frames'):
+        return model.num_frames
+    frames = meta.get('options', {}).get('num_frames')
+    if frames is None and meta.get('dataset') in DATASETS:
+        param = inspect.signature(DATASETS[meta['dataset']].__init__).parameters.get(
+            'num_frames')
+        frames = param.default if param is not None else None
+    return frames if isinstance(frames, int) else 32
+
+
+def _random_batch(model, num_frames: int, batch_size: int):
+    """A PyG batch of ``batch_size`` random sequences on the model's layout."""
+    from torch_geometric.data import Batch, Data
+
+    from tcmp_pyg.export import example_input
+
+    x = example_input(model, num_frames, batch_size).cpu()  # [B, M * V, T, C]
+    edge_index = model.layout.edge_index()
+    return Batch.from_data_list([Data(x=xb, edge_index=edge_index) for xb in x])
+
+
+def _example_batch(model, meta: dict, args: argparse.Namespace):
+    """(batch, description): the first test batch of the recorded dataset,
+    else random input."""
+    from torch_geometric.loader import DataLoader
+
+    why = 'the checkpoint records no dataset'
+    if 'dataset' in meta:
+        root = args.root or meta['root']
+        try:
+            test_ds = _recorded_test_split(meta, root)
+        except FileNotFoundError:
+            why = f"dataset '{meta['dataset']}' not found at {root}; see --root"
+        else:
+            batch = next(iter(DataLoader(test_ds, batch_size=args.batch_size)))
+            return batch, (f"{batch.num_graphs} test sequences of "
+                           f"{meta['dataset']} at {root}")
+    frames = args.num_frames or _recorded_num_frames(model, meta)
+    batch = _random_batch(model, frames, args.batch_size)
+    return batch, f'{batch.num_graphs} random sequences of {frames} frames ({why})'
+
+
+def _compact(model, path: str, example):
+    """``compact(model, example)`` with the CLI's errors; the gating change
+    is left for the caller to print (no warning)."""
+    import warnings
+
+    from tcmp_pyg.nn import CompactAttentionGCN, CompactSTGCN
+    from tcmp_pyg.pruning import compact, prunable_weights
+
+    if isinstance(model, (CompactSTGCN, CompactAttentionGCN)):
+        raise ValueError(f"'{path}' holds a {type(model).__name__}: it is "
+                         f"compact already")
+    if all(bool((m.weight_mask != 0).all()) for _, m in prunable_weights(model)):
+        raise ValueError(f"nothing to compact: '{path}' was not pruned (every "
+                         f"weight mask is all ones; train with --prune)")
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', UserWarning)
+        return compact(model, example)
+
+
+def _cmd_compact(args: argparse.Namespace) -> int:
+    from tcmp_pyg.checkpoint import (CheckpointError, model_from_checkpoint,
+                                     read_checkpoint, save_checkpoint)
+    from tcmp_pyg.pruning import count_macs, count_parameters
+
+    if os.path.abspath(args.out) == os.path.abspath(args.checkpoint):
+        print(f"error: --out '{args.out}' would replace the pruned checkpoint; "
+              f"write the compact model to another file", file=sys.stderr)
+        return 1
+    try:
+        checkpoint = read_checkpoint(args.checkpoint)
+        meta = checkpoint['meta']
+        model = model_from_checkpoint(checkpoint, args.checkpoint).eval()
+        example, source = _example_batch(model, meta, args)
+        params = count_parameters(model)
+        kept = count_parameters(model, nonzero=True)
+        macs = count_macs(model, example)
+        small = _compact(model, args.checkpoint, example)
+        save_checkpoint(args.out, small,
+                        meta=dict(meta, compacted_from=os.fspath(args.checkpoint),
+                                  gating_change=small.gating_change))
+    except (CheckpointError, ValueError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    print(f'{type(model).__name__} from {args.checkpoint} -> '
+          f'{type(small).__name__}')
+    same = count_parameters(small) == params
+    print(f'parameters: {params:,} ({kept:,} kept by the masks) -> '
+          f'{count_parameters(small):,}'
+          + (' (no channel is dead: nothing to remove)' if same else ''))
+    print(f'MACs per sequence: {macs:,} -> {count_macs(small, example):,} '
+          f'(on {source})')
+    print(f'gating change: {small.gating_change:.3g} (largest output change '
+          f'from switching off dead channels; the compact model equals the '
+          f'gated one)')
+    print(f'wrote {args.out}')
+    return 0
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser('export', help="write a checkpoint's model as ONNX "
+                       '(dense operations, eval mode) for on-device inference')
+    p.add_argument('--checkpoint', required=True,
+                   help="a run's model.pt or a `tcmp-pyg compact` output")
+    p.add_argument('--onnx', required=True, help='the .onnx file to write')
+    p.add_argument('--compact', action='store_true',
+                   help='compact the pruned model first (as `tcmp-pyg compact`)')
+    p.add_argument('--num-frames', type=int, default=None,
+                   help='frames per sequence, fixed in the graph (default: '
+                        'the training setting, else 32)')
+    p.add_argument('--batch-size', type=int, default=1,
+                   help='batch size, fixed in the graph (default: 1)')
+    p.add_argument('--dynamic-batch', action='store_true',
+                   help='a dynamic batch axis instead of --batch-size')
+    p.set_defaults(func=_cmd_export)
+
+
+def _onnx_difference(model, path: str, num_frames: int, batch_size: int
+                     ) -> Optional[float]:
+    """Largest absolute difference between onnxruntime on the file and the
+    PyTorch model on a random input; None without onnxruntime."""
+    import importlib.util
+
+    import torch
+
+    from tcmp_pyg.export import example_input, pyg_forward
+
+    if importlib.util.find_spec('onnxruntime') is None:
+        return None
+    import onnxruntime
+
+    x = example_input(model, num_frames, batch_size, seed=1).cpu()
+    with torch.no_grad():
+        expected = pyg_forward(model.cpu().eval(), x)
+    session = onnxruntime.InferenceSession(str(path),
+                                           providers=['CPUExecutionProvider'])
+    got = torch.from_numpy(session.run(['logits'], {'x': x.numpy()})[0])
+    return float((got - expected).abs().max())
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from tcmp_pyg.checkpoint import (CheckpointError, model_from_checkpoint,
+                                     read_checkpoint)
+    from tcmp_pyg.export import export_onnx, require_onnx
+    from tcmp_pyg.pruning import count_parameters
+
+    batch_size = None if args.dynamic_batch else args.batch_size
+    try:
+        require_onnx()
+        checkpoint = read_checkpoint(args.checkpoint)
+        model = model_from_checkpoint(checkpoint, args.checkpoint).eval()
+        frames = args.num_frames or _recorded_num_frames(model, checkpoint['meta'])
+        if args.compact:
+            params = count_parameters(model)
+            model = _compact(model, args.checkpoint, _random_batch(model, frames, 8))
+            print(f'compacted: {params:,} -> {count_parameters(model):,} '
+                  f'parameters (gating change {model.gating_change:.3g} on '
+                  f'random input)')
+        path = export_onnx(model, args.onnx, num_frames=frames,
+                           batch_size=batch_size)
+        diff = _onnx_difference(model, path, frames, batch_size or 2)
+    except (ImportError, CheckpointError, ValueError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    B = batch_size or 'B'
+    V, C = model.layout.num_nodes, model.in_channels
+    print(f'wrote {path} ({type(model).__name__}; input x [{B}, {V}, {frames}, '
+          f'{C}] = (batch, bodies x joints, frames, channels), output logits '
+          f'[{B}, {model.num_classes}]; {os.path.getsize(path) / 1024:.1f} KiB)')
+    if diff is None:
+        print('onnxruntime is not installed: the file was not run '
+              '(pip install onnxruntime)')
+    else:
+        print(f'onnxruntime vs PyTorch: max abs difference {diff:.3g}')
+    return 0
+
+
+def _add_sweep(sub: argparse._SubParsersAction) -> None:
+    from tcmp_pyg.nn.models import MODEL_NAMES
+    from tcmp_pyg.pruning import METHOD_NAMES
+
+    p = sub.add_parser('sweep', help='train every (model, method, amount, fold, '
+                       'seed) combination; resumable; writes results.csv/.md and a plot')
+    p.add_argument('--dataset', required=True, help='dataset name')
+    p.add_argument('--root', default=None, help='dataset root (default: datasets/<name>)')
+    p.add_argument('--out', required=True, help='sweep folder (runs go to OUT/runs)')
+    p.add_argument('--model', nargs='+', default=['stgcn-compact'],
+                   choices=MODEL_NAMES, help='(default: stgcn-compact)')
+    p.add_argument('--methods', nargs='+', default=['dense', 'mp', 'tcmp'],
+                   choices=('dense',) + tuple(METHOD_NAMES),
+                   help='(default: dense mp tcmp)')
+    p.add_argument('--amounts', nargs='+', type=float, default=[0.99],
+                   help='pruning rates (default: 0.99)')
+    p.add_argument('--folds', nargs='+', type=int, default=None,
+                   help='folds (datasets with folds, e.g. sbu 1..5)')
+    p.add_argument('--seeds', nargs='+', type=int, default=[0], help='(default: 0)')
+    p.add_argument('--jobs', type=int, default=1,
+                   help='runs in parallel processes (default: 1)')
+    p.add_argument('--threads-per-job', type=int, default=1,
+                   help='torch threads of each run (default: 1)')
+    p.add_argument('--epochs', type=int, default=None,
+                   help='epochs of every run (default: as tcmp-pyg train)')
+    p.add_argument('--lr', type=float, default=None,
+                   help='learning rate of every run (default: as tcmp-pyg train)')
+    p.add_argument('--num-frames', type=int, default=None,
+                   help='frames per sequence (default: as tcmp-pyg train)')
+    p.add_argument('--train-args', default='',
+                   help='further `tcmp-pyg train` arguments, quoted '
+                   "(e.g. '--tcmp-mode relaxed')")
+    p.add_argument('--quiet', action='store_true', help='no progress bar')
+    p.set_defaults(func=_cmd_sweep)
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    import shlex
+
+    from tcmp_pyg.sweep import run_sweep
+
+    train_args = shlex.split(args.train_args)
+    for flag, value in (('--epochs', args.epochs), ('--lr', args.lr),
+                        ('--num-frames', args.num_frames)):
+        if value is not None:
+            train_args += [flag, str(value)]
+    if any(a < 0 or a >= 1 for a in args.amounts):
+        print(f'error: --amounts must lie in [0, 1), got {args.amounts}',
+              file=sys.stderr)
+        return 1
+    try:
+        rows = run_sweep(args.dataset, args.root, args.out, models=args.model,
+                         methods=args.methods, amounts=args.amounts,
+                         folds=args.folds or [None], seeds=args.seeds,
+                         jobs=args.jobs, threads_per_job=args.threads_per_job,
+                         train_args=train_args, progress=not args.quiet)
+    except RuntimeError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    with open(os.path.join(args.out, 'results.md')) as f:
+        print(f.read())
+    print(f'{len(rows)} runs; results in {args.out}/results.csv, results.md and '
+          f'accuracy_vs_rate.png')
+    return 0
+
+
 def _add_demo(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser('demo', help='run the main job on the synthetic dataset')
+    p = sub.add_parser('demo', help='the main job: train dense, MP and TCMP at 99 %% '
+                       'and 99.9 %%, compact, print a table and write a report')
+    p.add_argument('--dataset', default='synthetic',
+                   help='(default: synthetic, generated on the fly)')
+    p.add_argument('--root', default=None, help='dataset root (default: datasets/<name>)')
+    p.add_argument('--fold', type=int, default=None, help='sbu: fold 1..5 (default: 1)')
+    p.add_argument('--out', default='report', help='report folder (default: report)')
+    p.add_argument('--epochs', type=int, default=None,
+                   help='epochs per run (default: 12 synthetic, 60 real data)')
+    p.add_argument('--seed', type=int, default=0, help='(default: 0)')
+    p.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    p.add_argument('--quiet', action='store_true', help='no progress bars')
     p.set_defaults(func=_cmd_demo)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    raise NotImplementedError
+    from tcmp_pyg.demo import run_demo
+
+    _set_threads(args.threads)
+    fold = args.fold
+    if fold is None and args.dataset == 'sbu':
+        fold = 1
+    try:
+        run_demo(args.out, dataset=args.dataset, root=args.root, fold=fold,
+                 epochs=args.epochs, seed=args.seed, progress=not args.quiet)
+    except (FileNotFoundError, ValueError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='tcmp-pyg', description=__doc__)
     sub = parser.add_subparsers(dest='command', required=True)
     for add in (_add_datasets, _add_inspect, _add_train, _add_evaluate,
-                _add_connectivity, _add_demo):
+                _add_connectivity, _add_compact, _add_export, _add_sweep,
+                _add_demo):
         add(sub)
     return parser
 

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 CSV_COLUMNS = ('model', 'method', 'amount', 'fold', 'seed', 'test_accuracy',
                'nominal_sparsity', 'effective_sparsity', 'weights', 'kept', 'live',

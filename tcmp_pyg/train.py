@@ -13,11 +13,23 @@ A run folder (``out_dir``) holds:
 - ``model.pt``: the checkpoint of the last finished epoch (see
   :mod:`tcmp_pyg.checkpoint`); calling :func:`train` again with the same
   folder resumes from it, and a finished run is not trained again;
+- ``model.prev.pt``: the checkpoint of the epoch before, resumed from (with a
+  warning) if ``model.pt`` turns out corrupt;
 - ``history.json`` and ``history.csv``: one row per epoch;
 - ``metrics.json``: the result, written once the run is finished.
 
+With ``tensorboard_dir`` (``tcmp-pyg train --tensorboard`` uses
+``OUT/tensorboard``) every epoch's scalars also go to TensorBoard, the
+per-layer kept / live / dead counts of a pruned run included
+(:func:`log_epoch`).
+
 The result is the test accuracy of the *last* epoch, never the best one
 (choosing the best epoch on the test split would overstate accuracy).
+
+In a process group (``tcmp-pyg train --nproc N`` or ``torchrun``; see
+:mod:`tcmp_pyg.distributed`) the same function trains with
+DistributedDataParallel: ``batch_size`` is the global batch, split across the
+processes, and only rank 0 writes the run folder.
 """
 from __future__ import annotations
 
@@ -38,10 +50,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.loader import DataLoader
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from tcmp_pyg.checkpoint import (atomic_write, model_description,
-                                 read_checkpoint, save_checkpoint)
+                                 read_resume_checkpoint, save_checkpoint)
+from tcmp_pyg.distributed import DistributedContext
 from tcmp_pyg.pruning import connectivity
 
 OPTIMIZERS = ('sgd', 'adamw')
@@ -294,6 +307,49 @@ def write_history(out_dir: str, history: List[Dict[str, Any]]) -> None:
     atomic_write(osp.join(out_dir, 'history.csv'), buf.getvalue())
 
 
+def summary_writer_class() -> type:
+    """:class:`torch.utils.tensorboard.SummaryWriter`, or an
+    :class:`ImportError` that says to install ``tensorboard``."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as e:
+        raise ImportError(f"TensorBoard logging needs the tensorboard package "
+                          f"({e}): pip install tensorboard") from e
+    return SummaryWriter
+
+
+def log_epoch(writer: Any, row: Dict[str, Any],
+              report: Optional[Dict[str, Any]] = None) -> None:
+    r"""Writes one epoch's scalars to a TensorBoard ``SummaryWriter`` (step =
+    epoch) and flushes them, so a running or crashed run shows every finished
+    epoch.
+
+    Tags: ``train/loss``, ``train/acc``, ``test/loss``, ``test/acc``, ``lr``;
+    with a connectivity ``report`` (:meth:`ConnectivityReport.to_dict()
+    <tcmp_pyg.pruning.ConnectivityReport.to_dict>`) also ``kept/<layer>``,
+    ``live/<layer>``, ``dead/<layer>`` for every prunable layer and
+    ``<count>/total``, and ``sparsity/nominal``, ``sparsity/effective``.
+
+    Args:
+        writer (SummaryWriter): Where the scalars go.
+        row (dict): The epoch's history row (see :class:`TrainResult`).
+        report (dict, optional): The epoch's connectivity report.
+    """
+    step = row['epoch']
+    for tag, key in (('train/loss', 'train_loss'), ('train/acc', 'train_acc'),
+                     ('test/loss', 'test_loss'), ('test/acc', 'test_acc'),
+                     ('lr', 'lr')):
+        writer.add_scalar(tag, row[key], step)
+    if report is not None:
+        for count in ('kept', 'live', 'dead'):
+            writer.add_scalar(f'{count}/total', report[count], step)
+            for layer in report['layers']:
+                writer.add_scalar(f"{count}/{layer['name']}", layer[count], step)
+        writer.add_scalar('sparsity/nominal', report['nominal_sparsity'], step)
+        writer.add_scalar('sparsity/effective', report['effective_sparsity'], step)
+    writer.flush()
+
+
 def _result(history: List[Dict[str, Any]], report: Optional[Dict[str, Any]],
             num_train: int, resumed_from: int) -> TrainResult:
     train_time = sum(row['train_time_s'] for row in history)
@@ -317,11 +373,13 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
 def _differences(saved: Dict[str, Any], current: Dict[str, Any]) -> List[str]:
     """``'config.lr: 0.05 -> 0.1'``-style lines for the settings that differ."""
     out = []
-    for key in current:
-        old, new = saved.get(key), current[key]
+    for key in list(current) + [k for k in saved if k not in current]:
+        old, new = saved.get(key), current.get(key)
         if isinstance(old, dict) and isinstance(new, dict) and key == 'config':
             out += [f'config.{k}: {old.get(k)!r} -> {new[k]!r}'
                     for k in new if old.get(k) != new[k]]
+        elif key == 'world_size' and old != new:
+            out.append(f'processes: {old or 1} -> {new or 1}')
         elif old != new:
             out.append(key)
     return out
@@ -330,8 +388,8 @@ def _differences(saved: Dict[str, Any], current: Dict[str, Any]) -> List[str]:
 def train(model: nn.Module, train_dataset: Any, test_dataset: Any,
           config: Optional[TrainConfig] = None, *, pruner: Any = None,
           out_dir: Optional[str] = None, meta: Optional[Dict[str, Any]] = None,
-          on_epoch_end: Optional[Callable[[Dict[str, Any]], None]] = None
-          ) -> TrainResult:
+          on_epoch_end: Optional[Callable[[Dict[str, Any]], None]] = None,
+          tensorboard_dir: Optional[str] = None) -> TrainResult:
     r"""Trains ``model`` with cross-entropy, optionally pruning it.
 
     The run is reproducible: the same seed gives the same run on CPU (seed the
@@ -339,6 +397,12 @@ def train(model: nn.Module, train_dataset: Any, test_dataset: Any,
     reproducible too). With ``out_dir``, a checkpoint is written after every
     epoch and calling :func:`train` again with the same arguments resumes
     from it: the resumed run is identical to an uninterrupted one (on CPU).
+
+    If a ``torch.distributed`` process group is initialised (see
+    :mod:`tcmp_pyg.distributed`), every process of the group calls
+    :func:`train` with the same arguments (``config.device`` being its own
+    device) and the model is trained with DistributedDataParallel on
+    ``config.batch_size / world_size`` sequences per process and step.
 
     Args:
         model (nn.Module): Maps a PyG batch to logits ``[B, num_classes]``
@@ -359,7 +423,11 @@ def train(model: nn.Module, train_dataset: Any, test_dataset: Any,
             ``metrics.json`` (dataset name, root, options, class names,
             command-line arguments). (default: :obj:`None`)
         on_epoch_end (callable, optional): Called with each epoch's history
-            row once its checkpoint is written. (default: :obj:`None`)
+            row once its checkpoint is written (on rank 0 only in a process
+            group). (default: :obj:`None`)
+        tensorboard_dir (str, optional): Also write every epoch's scalars
+            there for TensorBoard (see :func:`log_epoch`; needs the
+            ``tensorboard`` package). (default: :obj:`None`)
 
     Returns:
         :class:`TrainResult` (last-epoch test accuracy, epochs, training time,
@@ -369,9 +437,13 @@ def train(model: nn.Module, train_dataset: Any, test_dataset: Any,
         FloatingPointError: If the loss becomes NaN or infinite (the message
             names the epoch and step; the last checkpoint is kept).
         ValueError: If a label is outside the model's classes, or ``out_dir``
-            holds a run with other settings.
+            holds a run with other settings (or another number of processes).
+        CheckpointError: If ``out_dir``'s checkpoint is corrupt and there is
+            no readable previous one.
     """
     config = config or TrainConfig()
+    # Checked first: a missing tensorboard fails now, not after an epoch.
+    writer_class = summary_writer_class() if tensorboard_dir else None
     meta = dict(meta or {})
     device = torch.device(config.device)
     if pruner is not None and getattr(pruner, 'model', model) is not model:
@@ -388,10 +460,13 @@ def train(model: nn.Module, train_dataset: Any, test_dataset: Any,
 
     # Data: the training order comes from its own generator, so that it can be
     # saved and restored; augmentation and dropout draw from the global RNG.
-    seed_everything(config.seed)
+    # With several processes (see tcmp_pyg.distributed) each rank draws its
+    # own augmentation and dropout, and its share of every global batch.
+    ctx = DistributedContext.current()
+    seed_everything(config.seed + ctx.rank)
     loader_generator = torch.Generator().manual_seed(config.seed)
-    train_loader = DataLoader(train_dataset, batch_size=config.batch_size,
-                              shuffle=True, generator=loader_generator)
+    train_loader = ctx.train_loader(train_dataset, config.batch_size,
+                                    loader_generator, seed=config.seed)
     test_loader = DataLoader(test_dataset, batch_size=config.eval_batch_size)
     steps_per_epoch = len(train_loader)
     total_steps = config.epochs * steps_per_epoch
@@ -412,14 +487,19 @@ def train(model: nn.Module, train_dataset: Any, test_dataset: Any,
                     model=model_description(model) if out_dir else None,
                     pruner=repr(pruner) if pruner is not None else None,
                     num_train=len(train_dataset), num_test=len(test_dataset))
+    if ctx.enabled:  # the data order and BatchNorm statistics depend on it
+        settings['world_size'] = ctx.world_size
     history: List[Dict[str, Any]] = []
     start_epoch = 0
     path = osp.join(out_dir, CHECKPOINT_NAME) if out_dir else None
-    if path is not None and osp.exists(path):
-        checkpoint = read_checkpoint(path, map_location=device)
+    # Rank 0 reads the checkpoint (falling back on the previous one if it is
+    # corrupt) and hands it to the other ranks.
+    found = read_resume_checkpoint(path) if path is not None and ctx.is_main else None
+    checkpoint, path_read = ctx.broadcast(found) or (None, None)
+    if checkpoint is not None:
         state = checkpoint.get('training')
         if state is None:
-            raise ValueError(f"'{path}' holds a model but no training state, so "
+            raise ValueError(f"'{path_read}' holds a model but no training state, so "
                              f"the run cannot resume; use another out_dir")
         if state['settings'] != settings:
             changed = _differences(state['settings'], settings)
@@ -432,32 +512,39 @@ def train(model: nn.Module, train_dataset: Any, test_dataset: Any,
         scheduler.load_state_dict(state['scheduler'])
         if pruner is not None:
             pruner.load_state_dict(state['pruner'])
-        set_rng_states(state['rng'], loader_generator)
+        set_rng_states(ctx.own_rng(state), loader_generator)
         history = list(state['history'])
         start_epoch = state['epoch']
     resumed_from = start_epoch
-    if out_dir is not None:
+    if out_dir is not None and ctx.is_main:
         os.makedirs(out_dir, exist_ok=True)
 
     report: Optional[Dict[str, Any]] = None
+    writer = (writer_class(tensorboard_dir)
+              if writer_class is not None and start_epoch < config.epochs
+              and ctx.is_main else None)
+    net = ctx.wrap(model, device)  # DistributedDataParallel with several ranks
     for epoch in range(start_epoch + 1, config.epochs + 1):
         model.train()
+        ctx.set_epoch(train_loader, epoch)
         loss_sum, correct, seen = 0.0, 0, 0
         bar = tqdm(train_loader, desc=f'epoch {epoch}/{config.epochs}',
-                   disable=not config.progress, unit='batch')
+                   disable=not config.progress or not ctx.is_main, unit='batch')
         start = time.perf_counter()
         for i, batch in enumerate(bar):
             global_step = (epoch - 1) * steps_per_epoch + i
             batch = batch.to(device)
             if pruner is not None:
                 pruner.step(global_step)
-            logits = model(batch)
+            logits = net(batch)
             loss = F.cross_entropy(logits, batch.y)
             penalty = pruner.penalty() if pruner is not None else None
             if penalty is not None:
                 loss = loss + penalty
             lr = optimizer.param_groups[0]['lr']
-            if not torch.isfinite(loss):
+            # Every rank stops together when any rank's loss is not finite.
+            checked = ctx.mean(loss)  # the loss itself in one process
+            if not torch.isfinite(checked):
                 if path is None:
                     kept = ''
                 elif epoch > 1:
@@ -465,7 +552,7 @@ def train(model: nn.Module, train_dataset: Any, test_dataset: Any,
                 else:
                     kept = ' No checkpoint was written yet.'
                 raise FloatingPointError(
-                    f"Training diverged: the loss is {loss.item()} at epoch "
+                    f"Training diverged: the loss is {checked.item()} at epoch "
                     f"{epoch}, step {i + 1} of {steps_per_epoch} (global step "
                     f"{global_step}).{kept} Lower the learning rate (now "
                     f"{lr:.3g}) or check the data for NaN/inf values.")
@@ -483,6 +570,9 @@ def train(model: nn.Module, train_dataset: Any, test_dataset: Any,
         if pruner is not None and epoch == config.epochs:
             pruner.finalize()
         train_time = time.perf_counter() - start
+        loss_sum, correct, seen = ctx.sum(loss_sum, correct, seen)
+        ctx.average_batchnorm_stats(model)
+        ctx.check_masks(model, epoch)  # identical on every rank
 
         start = time.perf_counter()
         test = evaluate(model, test_loader, device)
@@ -507,22 +597,31 @@ def train(model: nn.Module, train_dataset: Any, test_dataset: Any,
                             scheduler=scheduler.state_dict(),
                             pruner=pruner.state_dict() if pruner is not None else None,
                             rng=rng_states(loader_generator))
-            save_checkpoint(path, model, meta=meta, training=training)
-            write_history(out_dir, history)
-        if on_epoch_end is not None:
+            training.update(ctx.rank_rng(training['rng']))  # every rank's
+            if ctx.is_main:
+                save_checkpoint(path, model, meta=meta, training=training,
+                                keep_previous=True)
+                write_history(out_dir, history)
+        if writer is not None:
+            log_epoch(writer, row, report)
+        if on_epoch_end is not None and ctx.is_main:
             on_epoch_end(row)
+    if writer is not None:
+        writer.close()
 
     if pruner is not None and report is None:  # a finished run, loaded
         report = connectivity(model).to_dict()
     result = _result(history, report, len(train_dataset), resumed_from)
-    if out_dir is not None:
+    distributed = ctx.describe(model)  # world size, every rank's mask digest
+    if out_dir is not None and ctx.is_main:
         metrics = dict(test_accuracy=result.test_accuracy, epochs=result.epochs,
                        train_time_s=result.train_time_s,
                        samples_per_s=result.samples_per_s,
                        train_accuracy=history[-1]['train_acc'],
                        train_loss=history[-1]['train_loss'],
                        test_loss=history[-1]['test_loss'],
-                       connectivity=report, config=config.to_dict(), **meta)
+                       connectivity=report, config=config.to_dict(), **meta,
+                       **distributed)
         atomic_write(osp.join(out_dir, 'metrics.json'),
                      json.dumps(metrics, indent=1) + '\n')
     return result

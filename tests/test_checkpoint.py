@@ -6,8 +6,9 @@ import torch
 from torch_geometric.data import Batch, Data
 
 import tcmp_pyg
-from tcmp_pyg.checkpoint import (CheckpointError, load_model, read_checkpoint,
-                                 save_checkpoint)
+from tcmp_pyg.checkpoint import (CheckpointError, load_model,
+                                 previous_checkpoint_path, read_checkpoint,
+                                 read_resume_checkpoint, save_checkpoint)
 from tcmp_pyg.nn import STGCN, AttentionGCN
 from tcmp_pyg.pruning import connectivity, make_pruner
 
@@ -64,6 +65,47 @@ def test_file_is_plain_data_and_written_atomically(tmp_path):
     assert raw['format'] == 'tcmp_pyg.checkpoint' and raw['version'] == 1
     assert raw['model']['class_name'] == 'STGCN'
     assert raw['model']['config']['channels'] == [8, 8]
+
+
+def test_keep_previous_and_fall_back_on_it(tmp_path):
+    path = tmp_path / 'model.pt'
+    prev = tmp_path / 'model.prev.pt'
+    assert previous_checkpoint_path(path) == str(prev)
+    assert read_resume_checkpoint(path) is None  # a new run
+    model = pruned_stgcn()
+    for epoch in (1, 2, 3):
+        save_checkpoint(path, model, training=dict(epoch=epoch), keep_previous=True)
+    assert sorted(os.listdir(tmp_path)) == ['model.prev.pt', 'model.pt']
+    assert read_checkpoint(prev)['training']['epoch'] == 2
+    checkpoint, used = read_resume_checkpoint(path)
+    assert checkpoint['training']['epoch'] == 3 and used == str(path)
+
+    # A corrupt latest checkpoint: the previous one is used, the bad one moved
+    # aside (not kept again by the next save).
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 3])
+    with pytest.warns(UserWarning, match=r"model.pt' is corrupt or truncated "
+                                         r".*Moved it to '.*model.pt.corrupt' "
+                                         r"and resuming from the previous "
+                                         r"checkpoint '.*model.prev.pt' \(epoch 2\)"):
+        checkpoint, used = read_resume_checkpoint(path)
+    assert checkpoint['training']['epoch'] == 2 and used == str(prev)
+    assert sorted(os.listdir(tmp_path)) == ['model.prev.pt', 'model.pt.corrupt']
+    save_checkpoint(path, model, training=dict(epoch=3), keep_previous=True)
+    assert read_checkpoint(prev)['training']['epoch'] == 2
+
+    # Nothing good to fall back on: a clear error that says what to do.
+    path.write_bytes(b'garbage')
+    prev.write_bytes(b'')
+    with pytest.raises(CheckpointError, match=r"model.pt' is corrupt .* The "
+                                              r"previous checkpoint is unusable "
+                                              r"too .*delete both"):
+        read_resume_checkpoint(path)
+    prev.unlink()
+    with pytest.raises(CheckpointError, match=r"no previous checkpoint "
+                                              r"\('.*model.prev.pt'\) to fall "
+                                              r"back on: delete '.*model.pt'"):
+        read_resume_checkpoint(path)
 
 
 def test_meta_must_be_plain_data(tmp_path):

@@ -50,7 +50,7 @@ def synthetic_run(tmp_path_factory):
 def test_train_writes_the_run_folder(synthetic_run):
     _, out, stdout = synthetic_run
     assert sorted(p.name for p in out.iterdir()) == [
-        'history.csv', 'history.json', 'metrics.json', 'model.pt']
+        'history.csv', 'history.json', 'metrics.json', 'model.prev.pt', 'model.pt']
     metrics = json.loads((out / 'metrics.json').read_text())
     assert 0.0 <= metrics['test_accuracy'] <= 1.0
     assert f"{metrics['test_accuracy']:.4f}" == accuracy(stdout)

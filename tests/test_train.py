@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from tcmp_pyg.checkpoint import read_checkpoint
+from tcmp_pyg.checkpoint import CheckpointError, read_checkpoint
 from tcmp_pyg.datasets.splits import dataset_options, dataset_splits
 from tcmp_pyg.nn import STGCN
 from tcmp_pyg.pruning import connectivity, make_pruner
@@ -156,6 +156,41 @@ def test_resume_equals_uninterrupted_run(splits, tmp_path, method):
     assert seen == [] and again.resumed_from == 4 and again.epochs == 4
     assert again.test_accuracy == straight.test_accuracy
     assert same_weights(again_model, straight_model)
+
+
+def test_resume_falls_back_on_the_previous_checkpoint(splits, tmp_path):
+    train_ds, test_ds = splits
+
+    def run(out_dir, stop_after=None):
+        def on_epoch_end(row):
+            if row['epoch'] == stop_after:
+                raise KeyboardInterrupt
+        model = tiny_model(train_ds.layout)
+        try:
+            return train(model, train_ds, test_ds, quick(), out_dir=str(out_dir),
+                         pruner=make_pruner('mp', model, 0.9),
+                         on_epoch_end=on_epoch_end)
+        except KeyboardInterrupt:
+            return None
+
+    straight = run(tmp_path / 'straight')
+    out = tmp_path / 'resumed'
+    assert run(out, stop_after=3) is None
+    assert read_checkpoint(out / 'model.prev.pt')['training']['epoch'] == 2
+    (out / 'model.pt').write_bytes((out / 'model.pt').read_bytes()[:1000])
+    with pytest.warns(UserWarning, match=r"corrupt or truncated .* resuming "
+                                         r"from the previous checkpoint .*epoch 2"):
+        resumed = run(out)
+    assert resumed.resumed_from == 2
+    assert without_times(resumed.history) == without_times(straight.history)
+    assert (out / 'model.pt.corrupt').exists()
+
+    # A corrupt checkpoint and no previous one: a clear error.
+    (out / 'model.pt').write_bytes(b'')
+    (out / 'model.prev.pt').unlink()
+    with pytest.raises(CheckpointError, match=r"model.pt' is corrupt .* no "
+                                              r"previous checkpoint"):
+        run(out)
 
 
 def test_resume_with_other_settings_is_refused(splits, tmp_path):
