@@ -569,7 +569,9 @@ def _sequence_array(data: Any, layout: SkeletonLayout) -> np.ndarray:
     if x.ndim != 3 or x.shape[0] != M * V or x.shape[2] not in (2, 3):
         raise ValueError(f"Expected 'x' of shape [{M} * {V}, T, 2 or 3] for "
                          f"layout '{layout.name}' ({M} bodies x {V} joints; "
-                         f"got {tuple(x.shape)})")
+                         f"got {tuple(x.shape)}; for data with appended "
+                         f"motion or bone streams pass the coordinates, "
+                         f"e.g. x[..., :3])")
     return x.reshape(M, V, x.shape[1], x.shape[2]).transpose(2, 0, 1, 3)
 
 

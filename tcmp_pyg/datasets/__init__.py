@@ -33,3 +33,8 @@ __all__ = [
 # take a path, not a root holding raw/, so they are not in DATASETS.
 __all__ += ['PoseAnnotations', 'SkeletonArrays', 'UnsafePickleError',
             'safe_load_pickle']
+
+# After DATASETS: the splits helper looks datasets up by name.
+from tcmp_pyg.datasets.splits import dataset_options, dataset_splits  # noqa: E402
+
+__all__ += ['dataset_options', 'dataset_splits']
