@@ -509,9 +509,15 @@ def gate_dead_channels(model: nn.Module,
         The number of gated channels.
     """
     report = report or connectivity(model)
+    return close_gates(report.flow, report.accessible, report.co_accessible)
+
+
+def close_gates(flow: ChannelFlow, accessible: Sequence[Tensor],
+                co_accessible: Sequence[Tensor]) -> int:
+    """Sets the gate of every node of ``flow`` to its channels that are both
+    accessible and co-accessible; returns the number of closed channels."""
     closed = 0
-    for node, a, c in zip(report.flow.nodes, report.accessible,
-                          report.co_accessible):
+    for node, a, c in zip(flow.nodes, accessible, co_accessible):
         if node.gate is not None:
             keep = (a & c).to(node.gate.gate.dtype)
             node.gate.gate.copy_(keep)

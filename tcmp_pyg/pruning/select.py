@@ -7,7 +7,7 @@ layers (flattened), so every selection is deterministic.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -156,7 +156,8 @@ class _Entries:
 
 
 def consistent_masks(flow: ChannelFlow, layers: Sequence[FlowLayer],
-                     scores: Sequence[Tensor], budget: int
+                     scores: Sequence[Tensor], budget: int,
+                     hint: Optional[Dict[str, int]] = None
                      ) -> Tuple[List[Tensor], int]:
     r"""Bool masks of exactly ``budget`` live weights and no dead one.
 
@@ -174,6 +175,13 @@ def consistent_masks(flow: ChannelFlow, layers: Sequence[FlowLayer],
        refill as in 2. If no path survives at all, the best shortest path
        (fewest weights, then highest scores) seeds the selection.
 
+    Args:
+        hint (dict, optional): Search state kept between calls (pass the same
+            dict every step): where the last call's search ended starts this
+            one, so a mask that moves little costs a few
+            reachability passes instead of a full binary search. The result
+            does not depend on it.
+
     Returns:
         ``(masks, live)``: one bool mask per layer and the number of live
         weights, which equals ``budget`` except in degenerate cases where no
@@ -184,10 +192,14 @@ def consistent_masks(flow: ChannelFlow, layers: Sequence[FlowLayer],
     budget = int(budget)
     ent = _Entries(flow, layers, scores, offsets)
     if budget >= n:
+        if hint is not None:
+            hint.pop('theta', None)
         mask = torch.ones_like(flat, dtype=torch.bool)
         return ent.split(mask), n
 
-    m = min(n, max(4 * budget, budget + 1024))
+    hint = {} if hint is None else hint
+    scale = hint.get('scale', 1)  # how far the candidate list had to grow
+    m = min(n, max(4 * budget, budget + 1024) * scale)
     while True:
         cand = _candidates(layers, flat, offsets, m)
 
@@ -199,14 +211,16 @@ def consistent_masks(flow: ChannelFlow, layers: Sequence[FlowLayer],
         if live_at(m) > budget or m == n:
             break
         m = min(n, 4 * m)
+        scale *= 4
 
-    lo, hi = budget, cand.order.numel()  # live(lo) <= budget; largest such k
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if live_at(mid) <= budget:
-            lo = mid
-        else:
-            hi = mid - 1
+    # live(budget) <= budget; the largest such k (live grows with k).
+    guess = None
+    if 'k' in hint:  # the last k, scaled to the new budget
+        guess = round(hint['k'] * budget / max(hint['budget'], 1))
+    lo = _largest_within(live_at, budget, budget, cand.order.numel(), guess)
+    # The budget-th best score, for callers that need the magnitude threshold.
+    hint.update(scale=scale, k=lo, budget=budget,
+                theta=float(flat[cand.order[budget - 1]]) if budget > 0 else None)
 
     def mask_of(k: int) -> Tensor:
         mask = torch.zeros_like(flat, dtype=torch.bool)
@@ -222,6 +236,38 @@ def consistent_masks(flow: ChannelFlow, layers: Sequence[FlowLayer],
         mask[_best_path(flow, layers, flat, offsets)] = True
         mask = _refill(ent, flat, mask, budget)
     return ent.split(mask), int(mask.sum())
+
+
+def _largest_within(live_at: Callable[[int], int], budget: int, lo: int,
+                    hi: int, guess: Optional[int] = None) -> int:
+    """The largest ``k`` in ``[lo, hi]`` with ``live_at(k) <= budget``, for a
+    non-decreasing ``live_at`` with ``live_at(lo) <= budget``: galloping from
+    ``guess`` when given, then bisection."""
+    if guess is not None and lo < guess <= hi:
+        step = 1
+        if live_at(guess) <= budget:
+            lo = guess
+            while lo < hi:
+                probe = min(hi, lo + step)
+                if live_at(probe) > budget:
+                    hi = probe - 1
+                    break
+                lo, step = probe, 2 * step
+        else:
+            hi = guess - 1
+            while lo < hi:
+                probe = max(lo, hi - step + 1)
+                if live_at(probe) <= budget:
+                    lo = probe
+                    break
+                hi, step = probe - 1, 2 * step
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if live_at(mid) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def _refill(ent: _Entries, flat: Tensor, mask: Tensor, budget: int) -> Tensor:

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from tcmp_pyg.nn.prunable import ChannelFlow
 from tcmp_pyg.pruning.base import Amount, PruningMethod
-from tcmp_pyg.pruning.connectivity import FlowLayer, gate_dead_channels
+from tcmp_pyg.pruning.connectivity import FlowLayer, close_gates, reachability
 from tcmp_pyg.pruning.select import consistent_masks, top_order
 
 
@@ -118,6 +118,8 @@ class TCMP(PruningMethod):
         self._support: Optional[List[Tensor]] = None
         self._penalty: Optional[Tensor] = None
         self._step = 0
+        self._hint: dict = {}  # search state of consistent_masks
+        self._theta: Optional[tuple] = None
 
     def setup(self, total_steps: int) -> None:
         super().setup(total_steps)
@@ -133,10 +135,13 @@ class TCMP(PruningMethod):
 
     def update(self, kept: int, final: bool = False) -> None:
         masks, self.live = consistent_masks(self.flow, self.layers,
-                                            self.scores(), kept)
+                                            self.scores(), kept, self._hint)
         self._support = masks
+        self._theta = (kept, self._hint.get('theta'))  # valid until weights move
         self.write_masks(masks)
-        gate_dead_channels(self.model)
+        acc, co = reachability(self.flow, [
+            fl.module.channel_connections(m) for fl, m in zip(self.layers, masks)])
+        close_gates(self.flow, acc, co)
 
     def freeze(self) -> None:
         if self._support is not None:  # crisp, detached masks
@@ -149,9 +154,13 @@ class TCMP(PruningMethod):
 
     def _relax(self, kept: int) -> None:
         weights = [layer.module.weight for layer in self.layers]
-        flat = torch.cat([w.detach().abs().reshape(-1) for w in weights])
-        order = top_order(flat, kept)
-        theta = flat[order[-1]] if order.numel() else flat.max()
+        fresh, self._theta = self._theta, None
+        if fresh is not None and fresh[0] == kept and fresh[1] is not None:
+            theta = fresh[1]  # the mask was selected this very step
+        else:
+            flat = torch.cat([w.detach().abs().reshape(-1) for w in weights])
+            order = top_order(flat, kept)
+            theta = float(flat[order[-1]] if order.numel() else flat.max())
         span = max(self.end_step - self.start_step, 1)
         progress = min(max((self._step - self.start_step) / span, 0.0), 1.0)
         tau = float(theta) * self.temperature * math.pow(0.01, progress) + 1e-12

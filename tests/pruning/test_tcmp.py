@@ -34,6 +34,32 @@ def test_consistent_selection_is_exact_and_consistent(channels, frac, seed):
     assert live == budget
 
 
+
+@settings(max_examples=25, deadline=None)
+@given(channels=st.lists(st.integers(2, 8), min_size=1, max_size=4),
+       fracs=st.lists(st.floats(0.0, 1.0), min_size=2, max_size=5),
+       noise=st.floats(0.0, 1.0), seed=st.integers(0, 10_000))
+def test_search_hint_never_changes_the_selection(channels, fracs, noise, seed):
+    # Steps of training: scores drift and the budget moves; the warm-started
+    # search must land on the same masks as a cold one.
+    model = small_stgcn(tuple(channels), seed=seed)
+    flow, layers = flow_layers(model)
+    total = sum(fl.module.weight.numel() for fl in layers)
+    low = shortest_path_weights(model)
+    gen = torch.Generator().manual_seed(seed)
+    scores = [torch.rand(fl.module.weight.shape, generator=gen) for fl in layers]
+    hint = {}
+    for frac in fracs:
+        budget = int(low + frac * (total - 1 - low))
+        scores = [s + noise * torch.rand(s.shape, generator=gen) for s in scores]
+        warm, live_warm = consistent_masks(flow, layers, scores, budget, hint)
+        cold, live_cold = consistent_masks(flow, layers, scores, budget)
+        assert live_warm == live_cold
+        assert all(torch.equal(a, b) for a, b in zip(warm, cold))
+        assert set(hint) == {'scale', 'k', 'budget', 'theta'}
+        flat = torch.cat([s.reshape(-1) for s in scores])
+        assert hint['theta'] == float(flat.sort(descending=True).values[budget - 1])
+
 @pytest.mark.parametrize('make', [small_stgcn, small_attention])
 @pytest.mark.parametrize('mode', ['hard', 'relaxed'])
 def test_tcmp_is_consistent_at_every_update(make, mode):
