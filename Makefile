@@ -55,5 +55,13 @@ test: $(STAMP)/test $(STAMP)/scatter
 test-slow: $(STAMP)/test
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
+# The speed benchmarks of benchmarks/RESULTS.md (bench_data on a small corpus;
+# the full NTU-sized run is `$(PY) benchmarks/bench_data.py`).
+bench: $(STAMP)/base
+	$(PY) benchmarks/bench_layers.py
+	$(PY) benchmarks/bench_pruning_overhead.py
+	$(PY) benchmarks/bench_compact.py
+	$(PY) benchmarks/bench_data.py --files 2000 --frames 120
+
 clean-venv:
 	rm -rf $(VENV)
