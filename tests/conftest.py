@@ -101,3 +101,14 @@ def sbu_small(tmp_path: Path):
     root = tmp_path / 'sbu'
     written = write_sbu_tree(root / 'raw')
     return root, written
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models on one intra-op thread: a second one only adds
+    synchronisation, and on a busy machine its spin-waits slow runs tenfold."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

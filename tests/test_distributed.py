@@ -19,12 +19,7 @@ SPLIT_OPTIONS = dict(num_samples=120, num_classes=4, num_frames=16,
                      layout='kinect_v1', difficulty=0.2)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 @pytest.fixture(scope='module')

@@ -16,14 +16,7 @@ NUM_CLASSES = 4
 IN_CHANNELS = 6  # x, y, z and their motion (dataset_splits' default)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # These models are tiny: a second intra-op thread only adds
-    # synchronisation, and on a busy machine its spin-waits slow runs tenfold.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 @pytest.fixture(scope='module')
