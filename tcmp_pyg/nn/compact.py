@@ -131,6 +131,8 @@ class CompactSTGCN(_SkeletonModel):
         V = self.layout.num_nodes
         self.data_bn = nn.BatchNorm1d(V * len(self.input_keep))
         self.register_buffer('input_idx', _idx(self.input_keep), persistent=False)
+        # Every input channel kept, in order: no selection in forward.
+        self._all_inputs = self.input_keep == list(range(in_channels))
         c_in = len(self.input_keep)
         mods = []
         for spec in self.block_specs:
@@ -151,7 +153,7 @@ class CompactSTGCN(_SkeletonModel):
     def forward_tensors(self, x: Tensor, edge_index: Tensor, num_graphs: int) -> Tensor:
         self._check_batch(x, edge_index, num_graphs)
         B, V = num_graphs, self.layout.num_nodes
-        if self.input_keep != list(range(x.size(2))):
+        if not self._all_inputs:
             x = x.index_select(2, self.input_idx)
         N, T, C = x.shape
         h = x.view(B, V, T, C).permute(0, 1, 3, 2).reshape(B, V * C, T)
