@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from tcmp_pyg.nn.compact import CompactAttentionGCN, CompactBlock, CompactSTGCN
 from tcmp_pyg.nn.conv import STGraphConv, TemporalConv
-from tcmp_pyg.nn.models import AttentionGCN, STGCN, STGCNBlock
+from tcmp_pyg.nn.models import AttentionGCN, STGCN, STGCNBlock, bn_affine
 from tcmp_pyg.nn.prunable import ChannelGate
 
 SkeletonModel = Union[STGCN, CompactSTGCN, AttentionGCN, CompactAttentionGCN]
@@ -36,33 +36,11 @@ SkeletonModel = Union[STGCN, CompactSTGCN, AttentionGCN, CompactAttentionGCN]
 
 # -- folding helpers -----------------------------------------------------------
 
-def bn_affine(bn: nn.BatchNorm1d) -> Tuple[Tensor, Tensor]:
-    r"""The eval-mode BatchNorm as ``x * scale + shift`` (running statistics,
-    affine parameters when present)."""
-    scale = (bn.running_var + bn.eps).rsqrt()
-    if bn.weight is not None:
-        scale = scale * bn.weight
-    shift = -bn.running_mean * scale
-    if bn.bias is not None:
-        shift = shift + bn.bias
-    return scale.detach(), shift.detach()
-
-
 def dense_adjacency(conv: STGraphConv) -> Tensor:
     r"""The layer's normalised adjacency for one sample as a dense
-    ``[K, M * V, M * V]`` tensor, ``A[k, target, source]`` (self-loops, edge
-    importance included): :math:`\mathbf{X}' = \sum_k \mathbf{A}_k
-    \mathbf{X} \mathbf{W}_k`."""
-    layout = conv.layout
-    V, K = layout.num_nodes, conv.partitions
-    g = conv._build_graph(layout.edge_index().to(conv.weight.device), V)
-    norm = g.norm
-    if conv.edge_importance is not None:
-        norm = norm * conv.edge_importance[g.etype]
-    src, row = g.index  # row = target * K + partition
-    adj = torch.zeros(V * K, V, device=norm.device, dtype=norm.dtype)
-    adj.index_put_((row, src), norm.detach(), accumulate=True)
-    return adj.view(V, K, V).transpose(0, 1).contiguous()
+    ``[K, M * V, M * V]`` tensor, ``A[k, target, source]``
+    (:meth:`STGraphConv.dense_adjacency`)."""
+    return conv.dense_adjacency()
 
 
 def _gate(gate: Optional[ChannelGate], size: int, like: Tensor) -> Tensor:

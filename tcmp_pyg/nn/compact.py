@@ -5,7 +5,7 @@ the connectivity analysis applies) and describe themselves with plain data.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from tcmp_pyg.layouts import SkeletonLayout, get_layout
 from tcmp_pyg.nn.conv import Linear, STGraphConv, TemporalConv
-from tcmp_pyg.nn.models import _bn, _SkeletonModel
+from tcmp_pyg.nn.models import _bn, _SkeletonModel, bn_affine
 from tcmp_pyg.nn.prunable import ChannelFlow
 
 
@@ -36,6 +36,43 @@ def _placement(src: Sequence[int], dst: Sequence[int], rows: int,
 
 def _put(x: Tensor, place: Optional[Tensor]) -> Tensor:
     return x if place is None else x @ place
+
+
+# Window matrices above this many entries cost more to copy than a
+# convolution costs to launch (measured on CPU: benchmarks/bench_compact.py).
+_WINDOWS_MAX = 1 << 19
+
+
+class _FoldedBlock(NamedTuple):
+    """A :class:`CompactBlock` in eval mode as matrices over node-major rows
+    ``(node, sample, frame)``, BatchNorm and channel placement folded in."""
+    adjacency: Optional[Tensor]  # sparse COO [K * V, V], row k * V + target
+    gcn_weight: Optional[Tensor]  # [D, K * C_in], column k * C_in + c
+    gcn_bias: Optional[Tensor]  # [D]
+    tcn_weight: Optional[Tensor]  # [C_out, D * kernel], column d * kernel + tap
+    tcn_bias: Optional[Tensor]  # [C_out]
+    residual: Optional[Tensor]  # [C_out, C_in]: projection and identity
+    residual_bias: Optional[Tensor]  # [C_out]
+    copy_input: bool  # the residual is the (strided) input itself
+
+
+def _fold_bn(weight: Tensor, bias: Optional[Tensor], bn: nn.BatchNorm1d
+             ) -> Tuple[Tensor, Tensor]:
+    """``bn(F.linear(x, weight, bias))`` as ``F.linear(x, weight', bias')``."""
+    scale, shift = bn_affine(bn)
+    b = bias.detach() if bias is not None else torch.zeros_like(scale)
+    return weight.detach() * scale.unsqueeze(1), b * scale + shift
+
+
+def _place_rows(weight: Tensor, bias: Tensor, pos: Tensor, rows: int
+                ) -> Tuple[Tensor, Tensor]:
+    """Output ``i`` of a linear map moved to output ``pos[i]`` of ``rows``."""
+    if pos.tolist() == list(range(rows)):
+        return weight, bias
+    w = weight.new_zeros(rows, weight.size(1))
+    b = bias.new_zeros(rows)
+    w[pos], b[pos] = weight, bias
+    return w, b
 
 
 class CompactBlock(nn.Module):
@@ -99,6 +136,83 @@ class CompactBlock(nn.Module):
             out = out + part
         return F.relu(out)
 
+    @torch.no_grad()
+    def fold(self) -> _FoldedBlock:
+        """This block in eval mode as a :class:`_FoldedBlock`."""
+        adjacency = gcn_weight = gcn_bias = tcn_weight = tcn_bias = None
+        residual = residual_bias = None
+        if self.main:
+            K, C, D = self.gcn.weight.shape
+            adjacency = self.gcn.dense_adjacency()
+            adjacency = adjacency.reshape(-1, adjacency.size(-1)).to_sparse()
+            w = self.gcn.masked_weight().permute(2, 0, 1).reshape(D, K * C)
+            gcn_weight, gcn_bias = _fold_bn(w, self.gcn.bias, self.bn1)
+            w = self.tcn.masked_weight()
+            w, b = _fold_bn(w.reshape(w.size(0), -1), self.tcn.bias, self.bn2)
+            tcn_weight, tcn_bias = _place_rows(w, b, self.tcn_pos, self.out_channels)
+        if self.proj is not None:
+            w, b = _fold_bn(self.proj.masked_weight()[:, :, 0], self.proj.bias,
+                            self.proj_bn)
+            residual, residual_bias = _place_rows(w, b, self.proj_pos, self.out_channels)
+        copy_input = False
+        if self.id_src.numel():
+            if self.id_place is None and residual is None:
+                copy_input = True
+            else:
+                if residual is None:
+                    like = self.fold_like()
+                    residual = like.new_zeros(self.out_channels, self.in_channels)
+                residual = residual.clone()
+                residual[self.id_dst, self.id_src] += 1.0
+        return _FoldedBlock(adjacency, gcn_weight, gcn_bias, tcn_weight, tcn_bias,
+                            residual, residual_bias, copy_input)
+
+    def passes_input(self, f: _FoldedBlock) -> bool:
+        """Whether the block is ``ReLU`` of its input (identity only)."""
+        return f.copy_input and f.adjacency is None and self.stride == 1
+
+    def fold_like(self) -> Tensor:
+        # The dtype and device of the folded matrices.
+        for t in self.parameters():
+            return t.detach()
+        return self.tcn_pos.new_zeros((), dtype=torch.get_default_dtype())
+
+    def forward_folded(self, x: Tensor, f: _FoldedBlock) -> Tensor:
+        """:meth:`forward` in eval mode from :meth:`fold`, on node-major ``x``
+        of shape ``[V, B, T, C_in]`` (contiguous); returns ``[V, B, T',
+        C_out]``."""
+        V, B, T, C = x.shape
+        T_out = -(-T // self.stride)
+        rows = V * B * T_out
+        out: Optional[Tensor] = None
+        if f.residual is not None or f.copy_input:
+            xs = (x if self.stride == 1 else x[:, :, ::self.stride]).reshape(rows, C)
+            out = (xs if f.residual is None
+                   else F.linear(xs, f.residual, f.residual_bias))
+        if f.adjacency is not None:
+            K = f.adjacency.size(0) // V
+            # Aggregate first (the adjacency is a few percent dense), then one
+            # product for every partition's weights.
+            agg = (f.adjacency @ x.view(V, B * T * C)).view(K, V * B * T, C)
+            agg = agg.transpose(0, 1).reshape(V * B * T, K * C)
+            h = F.linear(agg, f.gcn_weight, f.gcn_bias).relu_()
+            kernel = self.tcn.kernel_size
+            h = h.view(V * B, T, -1)
+            if rows * f.tcn_weight.size(1) <= _WINDOWS_MAX:
+                # Small: one product over the sliding windows (few operations).
+                h = F.pad(h, (0, 0, kernel // 2, kernel // 2))
+                windows = h.unfold(1, kernel, self.stride).reshape(rows, -1)
+                y = F.linear(windows, f.tcn_weight, f.tcn_bias)
+            else:  # large: a convolution, without copying every window
+                w = f.tcn_weight.view(f.tcn_weight.size(0), -1, kernel)
+                y = F.conv1d(h.transpose(1, 2), w, f.tcn_bias, stride=self.stride,
+                             padding=kernel // 2)
+                y = y.transpose(1, 2).reshape(rows, -1)
+            out = y if out is None else y.add_(out)
+        if out is None:  # nothing reaches the output
+            return x.new_zeros(V, B, T_out, self.out_channels)
+        return F.relu(out).view(V, B, T_out, self.out_channels)
+
     def trace_channels(self, flow: ChannelFlow, src: int, name: str) -> int:
         parts = []
         if self.main:
@@ -115,7 +229,18 @@ class CompactBlock(nn.Module):
 
 class CompactSTGCN(_SkeletonModel):
     r"""A miniaturised :class:`~tcmp_pyg.nn.STGCN`: per-block channel lists
-    instead of widths. Built by :func:`compact`; rebuilt from :meth:`config`."""
+    instead of widths. Built by :func:`compact`; rebuilt from :meth:`config`.
+
+    Inference (eval mode, autograd off, batches of the layout's own graph)
+    runs on folded matrices: BatchNorm merged into the preceding weights,
+    channel placements into the weights, the graph aggregation as one dense
+    ``[K * V, V]`` product and the temporal convolution as one matrix product
+    over sliding windows. At these widths per-operation overhead dominates,
+    so this is several times faster at batch 1 (``benchmarks/bench_compact.py``).
+    The folded matrices are cached until a parameter or buffer changes (in
+    place, by :meth:`load_state_dict`, or by moving the model); set
+    :attr:`fused` to :obj:`False` to always run the layer-by-layer path.
+    """
     def __init__(self, in_channels: int, num_classes: int, layout: Any, *,
                  input_keep: List[int], blocks: List[Dict[str, Any]],
                  partitions: int = 3, kernel_size: int = 9,
@@ -146,12 +271,19 @@ class CompactSTGCN(_SkeletonModel):
             c_in = spec['out_channels']
         self.blocks = nn.ModuleList(mods)
         self.fc = Linear(c_in, num_classes)
+        self.fused = True
+        self._folded: Optional[Tuple[Any, Dict[str, Any]]] = None  # (key, matrices)
+        self._graphs: Dict[Any, Tensor] = {}  # batched layout edge_index per (B, device)
 
     def forward(self, data: Any) -> Tensor:
         return self.forward_tensors(data.x, data.edge_index, data.num_graphs)
 
     def forward_tensors(self, x: Tensor, edge_index: Tensor, num_graphs: int) -> Tensor:
         self._check_batch(x, edge_index, num_graphs)
+        if (self.fused and not self.training and not torch.is_grad_enabled()
+                and not torch.compiler.is_compiling()
+                and self._is_layout_graph(edge_index, num_graphs)):
+            return self._forward_folded(x, num_graphs)
         B, V = num_graphs, self.layout.num_nodes
         if not self._all_inputs:
             x = x.index_select(2, self.input_idx)
@@ -161,6 +293,67 @@ class CompactSTGCN(_SkeletonModel):
         for block in self.blocks:
             h = block(h, edge_index)
         return self.fc(h.view(B, -1, h.size(-1)).mean(dim=1))
+
+    def _is_layout_graph(self, edge_index: Tensor, num_graphs: int) -> bool:
+        # The folded path aggregates over the layout's graph; any other graph
+        # (a subset of the bones, another order) takes the layer path.
+        key = (num_graphs, edge_index.device)
+        expected = self._graphs.get(key)
+        if expected is None:
+            one = self.layout.edge_index().to(edge_index.device)
+            offsets = torch.arange(num_graphs, device=one.device) * self.layout.num_nodes
+            expected = (one.unsqueeze(1) + offsets.view(1, -1, 1)).reshape(2, -1)
+            if len(self._graphs) >= 8:  # a few batch sizes at most; drop the oldest
+                self._graphs.pop(next(iter(self._graphs)))
+            self._graphs[key] = expected
+        return edge_index.shape == expected.shape and torch.equal(edge_index, expected)
+
+    def _fold(self) -> Dict[str, Any]:
+        # Every in-place update bumps a tensor's version: the folded matrices
+        # are rebuilt after any optimizer step, load_state_dict or edit.
+        # Moves and casts (_apply) and train() drop them outright.
+        if self._folded is not None:
+            tensors, versions, folded = self._folded
+            if all(t._version == v for t, v in zip(tensors, versions)):
+                return folded
+        with torch.no_grad():
+            V = self.layout.num_nodes
+            scale, shift = bn_affine(self.data_bn)  # features v * C + c
+            folded = dict(
+                scale=scale.view(V, 1, 1, -1), shift=shift.view(V, 1, 1, -1),
+                blocks=[block.fold() for block in self.blocks],
+                fc_weight=self.fc.masked_weight().detach(),
+                fc_bias=None if self.fc.bias is None else self.fc.bias.detach())
+        tensors = [*self.parameters(), *self.buffers()]
+        self._folded = (tensors, [t._version for t in tensors], folded)
+        return folded
+
+    def _forward_folded(self, x: Tensor, num_graphs: int) -> Tensor:
+        f = self._fold()
+        B, V = num_graphs, self.layout.num_nodes
+        x = x.view(B, V, x.size(1), x.size(2))
+        if not self._all_inputs:
+            x = x.index_select(3, self.input_idx)
+        # Node-major rows (node, sample, frame): the graph aggregation is then
+        # one sparse product for the whole batch.
+        h = x.new_empty(V, B, x.size(2), x.size(3))
+        torch.addcmul(f['shift'], x.transpose(0, 1), f['scale'], out=h)
+        for i, (block, folded) in enumerate(zip(self.blocks, f['blocks'])):
+            if i > 0 and block.passes_input(folded):
+                continue  # ReLU(h) = h after the previous block's ReLU
+            h = block.forward_folded(h, folded)
+        return F.linear(h.mean(dim=(0, 2)), f['fc_weight'], f['fc_bias'])
+
+    def train(self, mode: bool = True) -> 'CompactSTGCN':
+        self._folded = None
+        return super().train(mode)
+
+    def _apply(self, fn, recurse=True):
+        self._folded, self._graphs = None, {}  # cached on the old device / dtype
+        return super()._apply(fn, recurse)
+
+    def __getstate__(self) -> Dict[str, Any]:
+        return {**self.__dict__, '_folded': None, '_graphs': {}}  # caches
 
     def channel_flow(self) -> ChannelFlow:
         flow = ChannelFlow()

@@ -148,7 +148,7 @@ class STGraphConv(MessagePassing, PrunableModule):
         N, T, C = x.shape
         K = self.partitions
         g = self._graph(edge_index, N)
-        norm = g.norm
+        norm = g.norm.to(x.dtype)  # built in the default dtype
         if self.edge_importance is not None:
             norm = norm * self.edge_importance[g.etype]
 
@@ -226,6 +226,22 @@ class STGraphConv(MessagePassing, PrunableModule):
         crow[1:] = torch.bincount(row, minlength=N * K).cumsum(0)
         return _Graph(edge_index.clone(), torch.stack([src, row]), norm, etype,
                       crow, src[perm], perm)
+
+    @torch.no_grad()
+    def dense_adjacency(self) -> Tensor:
+        r"""The normalised adjacency of one sample of the layout as a dense
+        ``[K, M * V, M * V]`` tensor, ``A[k, target, source]`` (self-loops and
+        edge importance included): :math:`\mathbf{X}' = \sum_k \mathbf{A}_k
+        \mathbf{X} \mathbf{W}_k` (plus bias)."""
+        V, K = self.layout.num_nodes, self.partitions
+        g = self._build_graph(self.layout.edge_index().to(self.weight.device), V)
+        norm = g.norm
+        if self.edge_importance is not None:
+            norm = norm * self.edge_importance[g.etype]
+        src, row = g.index  # row = target * K + partition
+        adj = torch.zeros(V * K, V, device=norm.device, dtype=self.weight.dtype)
+        adj.index_put_((row, src), norm.to(adj.dtype), accumulate=True)
+        return adj.view(V, K, V).transpose(0, 1).contiguous()
 
     def _apply(self, fn, recurse=True):
         self._cache.clear()  # cached graphs live on the old device

@@ -5,7 +5,7 @@ of sequences of that layout (``batch.x: [B * M * V, T, C]``).
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +19,18 @@ from tcmp_pyg.nn.prunable import ChannelFlow, ChannelGate, FlowModel
 def _bn(x: Tensor, bn: nn.BatchNorm1d) -> Tensor:
     # Channel-last BatchNorm: statistics over every node and frame.
     return bn(x.reshape(-1, x.size(-1))).view(x.shape)
+
+
+def bn_affine(bn: nn.BatchNorm1d) -> Tuple[Tensor, Tensor]:
+    r"""The eval-mode BatchNorm as ``x * scale + shift`` (running statistics,
+    affine parameters when present), detached."""
+    scale = (bn.running_var + bn.eps).rsqrt()
+    if bn.weight is not None:
+        scale = scale * bn.weight
+    shift = -bn.running_mean * scale
+    if bn.bias is not None:
+        shift = shift + bn.bias
+    return scale.detach(), shift.detach()
 
 
 class STGCNBlock(nn.Module):

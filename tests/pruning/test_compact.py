@@ -82,3 +82,106 @@ def test_compact_refuses_unpruned_or_disconnected_models():
         compact(model)
     with pytest.raises(TypeError, match='supports STGCN and AttentionGCN'):
         compact(torch.nn.Linear(2, 2))
+
+
+def _fused_and_layers(small, data):
+    """Inference outputs of the folded path and of the layer path."""
+    small.eval()
+    with torch.no_grad():
+        small.fused = True
+        fused = small(data)
+        small.fused = False
+        layers = small(data)
+        small.fused = True
+    return fused, layers
+
+
+@pytest.mark.parametrize('windows_max', [0, 1 << 30])  # convolution / windows
+@pytest.mark.parametrize('amount,kwargs', [
+    (0.5, {}), (0.9, {}), (0.97, {}), (0.9, dict(edge_importance=True))])
+def test_compact_fused_inference_equals_layer_path(monkeypatch, windows_max,
+                                                   amount, kwargs):
+    monkeypatch.setattr('tcmp_pyg.nn.compact._WINDOWS_MAX', windows_max)
+    model = small_stgcn((8, 16, 16), **kwargs)  # strides 1, 2, 1
+    randomize_norms(model)
+    if kwargs.get('edge_importance'):
+        for block in model.blocks:
+            block.gcn.edge_importance.data.uniform_(0.5, 1.5)
+    pruner = TCMP(model, amount)
+    pruner.update(pruner.budget, final=True)
+    model.eval()
+    small = compact(model)
+    data = batch(T=7)  # odd length: the strided block rounds up
+    fused, layers = _fused_and_layers(small, data)
+    assert fused.shape == (3, 5)
+    assert torch.allclose(fused, layers, atol=1e-5)
+    assert torch.allclose(fused, model(data), atol=1e-5)
+
+
+def test_compact_fused_inference_with_dead_inputs_and_blocks():
+    model = small_stgcn((8, 8, 8))
+    randomize_norms(model)
+    pruner = TCMP(model, 0.8)
+    pruner.update(pruner.budget, final=True)
+    first, last = model.blocks[0], model.blocks[-1]
+    mask = first.gcn.weight_mask.clone()
+    mask[:, 0] = 0  # input channel 0 reaches nothing
+    first.gcn.set_mask(mask)
+    last.gcn.set_mask(torch.zeros_like(last.gcn.weight))  # residual only
+    from tcmp_pyg.pruning import gate_dead_channels
+    gate_dead_channels(model)
+    model.eval()
+    small = compact(model)
+    assert small.input_keep == [1, 2] and not small.blocks[-1].main
+    data = batch()
+    fused, layers = _fused_and_layers(small, data)
+    assert torch.allclose(fused, layers, atol=1e-5)
+    assert torch.allclose(fused, model(data), atol=1e-5)
+
+
+def test_compact_fused_inference_follows_weight_changes():
+    model = small_stgcn((8, 16, 16))
+    randomize_norms(model)
+    pruner = TCMP(model, 0.9)
+    pruner.update(pruner.budget, final=True)
+    small = compact(model).eval()
+    data = batch()
+    before, _ = _fused_and_layers(small, data)
+    with torch.no_grad():  # in place, as an optimizer step
+        small.fc.bias.add_(1.0)
+        small.blocks[0].bn1.running_mean.add_(0.3)
+    fused, layers = _fused_and_layers(small, data)
+    assert not torch.allclose(fused, before, atol=1e-3)
+    assert torch.allclose(fused, layers, atol=1e-5)
+    # load_state_dict copies in place; a dtype cast moves every tensor.
+    small.load_state_dict(compact(model).state_dict())
+    fused, _ = _fused_and_layers(small, data)
+    assert torch.allclose(fused, before, atol=1e-6)
+    small.double()
+    fused, layers = _fused_and_layers(small, _double(batch()))
+    assert fused.dtype == torch.float64
+    assert torch.allclose(fused, layers, atol=1e-10)
+
+
+def _double(data):
+    data.x = data.x.double()
+    return data
+
+
+def test_compact_fused_inference_only_without_autograd_on_the_layout_graph():
+    model = small_stgcn((8, 16, 16))
+    pruner = TCMP(model, 0.9)
+    pruner.update(pruner.budget, final=True)
+    small = compact(model).eval()
+    data = batch()
+    # With autograd on, the layer path runs: gradients reach the weights.
+    small(data).sum().backward()
+    assert small.fc.weight.grad is not None
+    # A graph with one bone fewer is not the layout's: the layer path runs.
+    keep = (data.edge_index[0] != 0) & (data.edge_index[1] != 0)
+    data.edge_index = data.edge_index[:, keep]
+    fused, layers = _fused_and_layers(small, data)
+    assert torch.equal(fused, layers)
+    # The MAC count sees every layer whatever the inference path.
+    from tcmp_pyg.pruning import count_macs
+    assert count_macs(small, batch()) > 0 and small.fused
