@@ -158,24 +158,17 @@ class CompactBlock(nn.Module):
         if self.id_src.numel():
             if self.id_place is None and residual is None:
                 copy_input = True
+            elif self.id_place is not None:
+                place = self.id_place.t()  # [C_out, C_in]
+                residual = place.clone() if residual is None else residual + place
             else:
-                if residual is None:
-                    like = self.fold_like()
-                    residual = like.new_zeros(self.out_channels, self.in_channels)
-                residual = residual.clone()
-                residual[self.id_dst, self.id_src] += 1.0
+                residual = residual + torch.eye(self.in_channels).to(residual)
         return _FoldedBlock(adjacency, gcn_weight, gcn_bias, tcn_weight, tcn_bias,
                             residual, residual_bias, copy_input)
 
     def passes_input(self, f: _FoldedBlock) -> bool:
         """Whether the block is ``ReLU`` of its input (identity only)."""
         return f.copy_input and f.adjacency is None and self.stride == 1
-
-    def fold_like(self) -> Tensor:
-        # The dtype and device of the folded matrices.
-        for t in self.parameters():
-            return t.detach()
-        return self.tcn_pos.new_zeros((), dtype=torch.get_default_dtype())
 
     def forward_folded(self, x: Tensor, f: _FoldedBlock) -> Tensor:
         """:meth:`forward` in eval mode from :meth:`fold`, on node-major ``x``
