@@ -38,30 +38,45 @@ def _put(x: Tensor, place: Optional[Tensor]) -> Tensor:
     return x if place is None else x @ place
 
 
-# Window matrices above this many entries cost more to copy than a
-# convolution costs to launch (measured on CPU: benchmarks/bench_compact.py).
-_WINDOWS_MAX = 1 << 19
+# Above this many entries of tap products, a convolution is faster than the
+# sparse shift product (measured on CPU: benchmarks/bench_compact.py).
+_TAPS_MAX = 1 << 19
 
 
 class _FoldedBlock(NamedTuple):
     """A :class:`CompactBlock` in eval mode as matrices over node-major rows
     ``(node, sample, frame)``, BatchNorm and channel placement folded in."""
-    adjacency: Optional[Tensor]  # sparse COO [K * V, V], row k * V + target
-    gcn_weight: Optional[Tensor]  # [D, K * C_in], column k * C_in + c
+    adjacency: Optional[Tensor]  # [K, V, V], A[k, target, source]
+    gcn_weight: Optional[Tensor]  # [K * D, C_in], row k * D + d
     gcn_bias: Optional[Tensor]  # [D]
-    tcn_weight: Optional[Tensor]  # [C_out, D * kernel], column d * kernel + tap
+    tcn_weight: Optional[Tensor]  # [C_out, D, kernel]
+    tcn_taps: Optional[Tensor]  # [kernel * C_out, D], row tap * C_out + o
     tcn_bias: Optional[Tensor]  # [C_out]
     residual: Optional[Tensor]  # [C_out, C_in]: projection and identity
     residual_bias: Optional[Tensor]  # [C_out]
     copy_input: bool  # the residual is the (strided) input itself
+    operators: Dict[Any, Tensor]  # sparse aggregation / shift matrices per shape
+
+
+def _make_room(operators: Dict[Any, Tensor], size: int = 16) -> None:
+    # A few batch shapes at most (the last batch of a split is smaller).
+    while len(operators) >= size:
+        operators.pop(next(iter(operators)))
+
+
+def _csr(rows: Tensor, cols: Tensor, values: Tensor, size: Tuple[int, int]) -> Tensor:
+    coo = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, size,
+                                  check_invariants=True)  # built once per shape
+    return coo.coalesce().to_sparse_csr()
 
 
 def _fold_bn(weight: Tensor, bias: Optional[Tensor], bn: nn.BatchNorm1d
              ) -> Tuple[Tensor, Tensor]:
-    """``bn(F.linear(x, weight, bias))`` as ``F.linear(x, weight', bias')``."""
+    """``bn(F.linear(x, weight, bias))`` as ``F.linear(x, weight', bias')``
+    (``weight``: ``[..., C_out, C_in]``)."""
     scale, shift = bn_affine(bn)
     b = bias.detach() if bias is not None else torch.zeros_like(scale)
-    return weight.detach() * scale.unsqueeze(1), b * scale + shift
+    return weight.detach() * scale.unsqueeze(-1), b * scale + shift
 
 
 def _place_rows(weight: Tensor, bias: Tensor, pos: Tensor, rows: int
@@ -139,17 +154,19 @@ class CompactBlock(nn.Module):
     @torch.no_grad()
     def fold(self) -> _FoldedBlock:
         """This block in eval mode as a :class:`_FoldedBlock`."""
-        adjacency = gcn_weight = gcn_bias = tcn_weight = tcn_bias = None
+        adjacency = gcn_weight = gcn_bias = tcn_weight = tcn_taps = tcn_bias = None
         residual = residual_bias = None
         if self.main:
             K, C, D = self.gcn.weight.shape
             adjacency = self.gcn.dense_adjacency()
-            adjacency = adjacency.reshape(-1, adjacency.size(-1)).to_sparse()
-            w = self.gcn.masked_weight().permute(2, 0, 1).reshape(D, K * C)
-            gcn_weight, gcn_bias = _fold_bn(w, self.gcn.bias, self.bn1)
-            w = self.tcn.masked_weight()
+            w, gcn_bias = _fold_bn(self.gcn.masked_weight().permute(0, 2, 1),
+                                   self.gcn.bias, self.bn1)  # [K, D, C]
+            gcn_weight = w.reshape(K * D, C)
+            w = self.tcn.masked_weight()  # [n, D, kernel]
             w, b = _fold_bn(w.reshape(w.size(0), -1), self.tcn.bias, self.bn2)
-            tcn_weight, tcn_bias = _place_rows(w, b, self.tcn_pos, self.out_channels)
+            w, tcn_bias = _place_rows(w, b, self.tcn_pos, self.out_channels)
+            tcn_weight = w.view(self.out_channels, D, -1)
+            tcn_taps = tcn_weight.permute(2, 0, 1).reshape(-1, D)
         if self.proj is not None:
             w, b = _fold_bn(self.proj.masked_weight()[:, :, 0], self.proj.bias,
                             self.proj_bn)
@@ -163,12 +180,50 @@ class CompactBlock(nn.Module):
                 residual = place.clone() if residual is None else residual + place
             else:
                 residual = residual + torch.eye(self.in_channels).to(residual)
-        return _FoldedBlock(adjacency, gcn_weight, gcn_bias, tcn_weight, tcn_bias,
-                            residual, residual_bias, copy_input)
+        return _FoldedBlock(adjacency, gcn_weight, gcn_bias, tcn_weight, tcn_taps,
+                            tcn_bias, residual, residual_bias, copy_input, {})
 
     def passes_input(self, f: _FoldedBlock) -> bool:
         """Whether the block is ``ReLU`` of its input (identity only)."""
         return f.copy_input and f.adjacency is None and self.stride == 1
+
+    @staticmethod
+    def _aggregation(f: _FoldedBlock, frames: int) -> Tensor:
+        # Sparse [V * F, V * F * K] matrix summing partition k of source j
+        # into target v at each of F = B * T sample-frames.
+        key = ('gcn', frames)
+        if key not in f.operators:
+            _make_room(f.operators)
+            k, v, j = f.adjacency.nonzero(as_tuple=True)
+            value = f.adjacency[k, v, j]
+            K, V, _ = f.adjacency.shape
+            t = torch.arange(frames, device=value.device)
+            rows = v.view(-1, 1) * frames + t
+            cols = (j.view(-1, 1) * frames + t) * K + k.view(-1, 1)
+            f.operators[key] = _csr(rows.reshape(-1), cols.reshape(-1),
+                                    value.view(-1, 1).expand(-1, frames).reshape(-1),
+                                    (V * frames, V * frames * K))
+        return f.operators[key]
+
+    def _shift(self, f: _FoldedBlock, sequences: int, T: int) -> Tensor:
+        # Sparse 0/1 [S * T', S * T * kernel] matrix picking, for output frame
+        # t', tap j of input frame t' * stride + j - kernel // 2 (zero padding).
+        key = ('tcn', sequences, T)
+        if key not in f.operators:
+            _make_room(f.operators)
+            kernel, stride = self.tcn.kernel_size, self.stride
+            T_out = -(-T // stride)
+            device = f.tcn_taps.device
+            n = torch.arange(sequences, device=device).view(-1, 1, 1)
+            t = torch.arange(T_out, device=device).view(1, -1, 1)
+            j = torch.arange(kernel, device=device).view(1, 1, -1)
+            src = t * stride + j - kernel // 2
+            ok = ((src >= 0) & (src < T)).expand(sequences, -1, -1)
+            rows = (n * T_out + t).expand_as(ok)[ok]
+            cols = ((n * T + src) * kernel + j).expand_as(ok)[ok]
+            f.operators[key] = _csr(rows, cols, f.tcn_taps.new_ones(rows.numel()),
+                                    (sequences * T_out, sequences * T * kernel))
+        return f.operators[key]
 
     def forward_folded(self, x: Tensor, f: _FoldedBlock) -> Tensor:
         """:meth:`forward` in eval mode from :meth:`fold`, on node-major ``x``
@@ -183,23 +238,19 @@ class CompactBlock(nn.Module):
             out = (xs if f.residual is None
                    else F.linear(xs, f.residual, f.residual_bias))
         if f.adjacency is not None:
-            K = f.adjacency.size(0) // V
-            # Aggregate first (the adjacency is a few percent dense), then one
-            # product for every partition's weights.
-            agg = (f.adjacency @ x.view(V, B * T * C)).view(K, V * B * T, C)
-            agg = agg.transpose(0, 1).reshape(V * B * T, K * C)
-            h = F.linear(agg, f.gcn_weight, f.gcn_bias).relu_()
+            # Every partition's weights in one product, then one sparse sum
+            # over the bones: no copy of the activations in between.
+            D = f.gcn_bias.numel()
+            y = F.linear(x.view(-1, C), f.gcn_weight).view(-1, D)
+            h = (self._aggregation(f, B * T) @ y).add_(f.gcn_bias).relu_()
             kernel = self.tcn.kernel_size
-            h = h.view(V * B, T, -1)
-            if rows * f.tcn_weight.size(1) <= _WINDOWS_MAX:
-                # Small: one product over the sliding windows (few operations).
-                h = F.pad(h, (0, 0, kernel // 2, kernel // 2))
-                windows = h.unfold(1, kernel, self.stride).reshape(rows, -1)
-                y = F.linear(windows, f.tcn_weight, f.tcn_bias)
-            else:  # large: a convolution, without copying every window
-                w = f.tcn_weight.view(f.tcn_weight.size(0), -1, kernel)
-                y = F.conv1d(h.transpose(1, 2), w, f.tcn_bias, stride=self.stride,
-                             padding=kernel // 2)
+            if rows * f.tcn_taps.size(0) <= _TAPS_MAX:
+                # Small: every tap's product at once, then a sparse shift-sum.
+                z = F.linear(h, f.tcn_taps).view(-1, self.out_channels)
+                y = (self._shift(f, V * B, T) @ z).add_(f.tcn_bias)
+            else:  # large: a convolution
+                y = F.conv1d(h.view(V * B, T, D).transpose(1, 2), f.tcn_weight,
+                             f.tcn_bias, stride=self.stride, padding=kernel // 2)
                 y = y.transpose(1, 2).reshape(rows, -1)
             out = y if out is None else y.add_(out)
         if out is None:  # nothing reaches the output
@@ -225,14 +276,16 @@ class CompactSTGCN(_SkeletonModel):
     instead of widths. Built by :func:`compact`; rebuilt from :meth:`config`.
 
     Inference (eval mode, autograd off, batches of the layout's own graph)
-    runs on folded matrices: BatchNorm merged into the preceding weights,
-    channel placements into the weights, the graph aggregation as one dense
-    ``[K * V, V]`` product and the temporal convolution as one matrix product
-    over sliding windows. At these widths per-operation overhead dominates,
-    so this is several times faster at batch 1 (``benchmarks/bench_compact.py``).
+    runs on folded matrices over node-major rows: BatchNorm and channel
+    placement merged into the weights, every partition's weights applied in
+    one product and summed over the bones by one sparse product, the
+    temporal taps likewise (a convolution for large batches). At these widths
+    the cost of launching operations dominates, so this is several times
+    faster than the layer path at batch 1 (``benchmarks/bench_compact.py``).
     The folded matrices are cached until a parameter or buffer changes (in
-    place, by :meth:`load_state_dict`, or by moving the model); set
-    :attr:`fused` to :obj:`False` to always run the layer-by-layer path.
+    place, by :meth:`load_state_dict`, or by moving the model; edits through
+    ``.data`` are not tracked, :meth:`eval` refolds); set :attr:`fused` to
+    :obj:`False` to always run the layer-by-layer path.
     """
     def __init__(self, in_channels: int, num_classes: int, layout: Any, *,
                  input_keep: List[int], blocks: List[Dict[str, Any]],

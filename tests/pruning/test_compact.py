@@ -101,7 +101,7 @@ def _fused_and_layers(small, data):
     (0.5, {}), (0.9, {}), (0.97, {}), (0.9, dict(edge_importance=True))])
 def test_compact_fused_inference_equals_layer_path(monkeypatch, windows_max,
                                                    amount, kwargs):
-    monkeypatch.setattr('tcmp_pyg.nn.compact._WINDOWS_MAX', windows_max)
+    monkeypatch.setattr('tcmp_pyg.nn.compact._TAPS_MAX', windows_max)
     model = small_stgcn((8, 16, 16), **kwargs)  # strides 1, 2, 1
     randomize_norms(model)
     if kwargs.get('edge_importance'):
@@ -111,11 +111,12 @@ def test_compact_fused_inference_equals_layer_path(monkeypatch, windows_max,
     pruner.update(pruner.budget, final=True)
     model.eval()
     small = compact(model)
-    data = batch(T=7)  # odd length: the strided block rounds up
-    fused, layers = _fused_and_layers(small, data)
-    assert fused.shape == (3, 5)
-    assert torch.allclose(fused, layers, atol=1e-5)
-    assert torch.allclose(fused, model(data), atol=1e-5)
+    for B, T in ((3, 7), (1, 6), (3, 7)):  # odd T: the strided block rounds up
+        data = batch(B=B, T=T)
+        fused, layers = _fused_and_layers(small, data)
+        assert fused.shape == (B, 5)
+        assert torch.allclose(fused, layers, atol=1e-5)
+        assert torch.allclose(fused, model(data), atol=1e-5)
 
 
 def test_compact_fused_inference_with_dead_inputs_and_blocks():
