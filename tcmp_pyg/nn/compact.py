@@ -318,7 +318,8 @@ class CompactSTGCN(_SkeletonModel):
         self.blocks = nn.ModuleList(mods)
         self.fc = Linear(c_in, num_classes)
         self.fused = True
-        self._folded: Optional[Tuple[Any, Dict[str, Any]]] = None  # (key, matrices)
+        # (tensors, their versions, folded matrices) of the last fold.
+        self._folded: Optional[Tuple[List[Tensor], List[int], Dict[str, Any]]] = None
         self._graphs: Dict[Any, Tensor] = {}  # batched layout edge_index per (B, device)
 
     def forward(self, data: Any) -> Tensor:
@@ -377,7 +378,7 @@ class CompactSTGCN(_SkeletonModel):
     def _forward_folded(self, x: Tensor, num_graphs: int) -> Tensor:
         f = self._fold()
         B, V = num_graphs, self.layout.num_nodes
-        x = x.view(B, V, x.size(1), x.size(2))
+        x = x.reshape(B, V, x.size(1), x.size(2))
         if not self._all_inputs:
             x = x.index_select(3, self.input_idx)
         # Node-major rows (node, sample, frame): the graph aggregation is then
