@@ -676,7 +676,8 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
                    help='frames per sequence (default: as tcmp-pyg train)')
     p.add_argument('--train-args', default='',
                    help='further `tcmp-pyg train` arguments, quoted '
-                   "(e.g. '--tcmp-mode relaxed')")
+                   "(e.g. '--tcmp-mode relaxed'; a lone flag needs '=': "
+                   "--train-args=--bone)")
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     p.set_defaults(func=_cmd_sweep)
 
