@@ -69,9 +69,9 @@ _RESUMABLE_CHANGES = ('device', 'progress')
 @dataclass
 class TrainConfig:
     r"""Settings of a training run. The defaults suit the compact ST-GCN on
-    SBU (0.91-0.95 last-epoch test accuracy on fold 1 over three seeds, about
-    two minutes of training on two CPU cores); AttentionGCN needs a lower
-    ``lr`` (0.01: at 0.1 it stays at chance).
+    SBU (about 2.5 minutes of training on two CPU cores; accuracies per fold,
+    seed and number of epochs in ``benchmarks/RESULTS.md``); AttentionGCN
+    needs a lower ``lr`` (0.01: at 0.1 it stays at chance).
 
     Args:
         epochs (int): Passes over the training split. (default: :obj:`100`)
