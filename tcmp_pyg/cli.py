@@ -203,6 +203,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     opt.add_argument('--weight-decay', type=float,
                      default=TrainConfig.weight_decay,
                      help=f'(default: {TrainConfig.weight_decay:g})')
+    opt.add_argument('--label-smoothing', type=float,
+                     default=TrainConfig.label_smoothing,
+                     help='weight of the uniform target mixed into the training '
+                          f'loss (default: {TrainConfig.label_smoothing:g})')
     opt.add_argument('--seed', type=int, default=TrainConfig.seed,
                      help=f'(default: {TrainConfig.seed})')
     opt.add_argument('--device', default=TrainConfig.device,
@@ -334,6 +338,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size,
                              lr=args.lr, optimizer=args.optimizer,
                              weight_decay=args.weight_decay,
+                             label_smoothing=args.label_smoothing,
                              schedule=args.schedule, warmup=args.warmup,
                              seed=args.seed, device=args.device,
                              progress=not args.quiet)

@@ -90,6 +90,9 @@ class TrainConfig:
         milestones (Sequence[float]): Fractions of training where the step
             schedule decays. (default: :obj:`(0.5, 0.75)`)
         gamma (float): Decay of the step schedule. (default: :obj:`0.1`)
+        label_smoothing (float): Weight of the uniform distribution mixed
+            into the training targets (evaluation uses the plain
+            cross-entropy). (default: :obj:`0.0`)
         seed (int): Seeds python, numpy, torch and the shuffling generator.
             (default: :obj:`0`)
         device (str): :obj:`'cpu'`, :obj:`'cuda'`, ... (default: :obj:`'cpu'`)
@@ -107,6 +110,7 @@ class TrainConfig:
     warmup: float = 5.0
     milestones: Sequence[float] = (0.5, 0.75)
     gamma: float = 0.1
+    label_smoothing: float = 0.0
     seed: int = 0
     device: str = 'cpu'
     eval_batch_size: int = 64
@@ -129,6 +133,9 @@ class TrainConfig:
         if self.weight_decay < 0 or self.warmup < 0:
             raise ValueError(f"Expected 'weight_decay' and 'warmup' >= 0 (got "
                              f"{self.weight_decay}, {self.warmup})")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"Expected 'label_smoothing' in [0, 1) (got "
+                             f"{self.label_smoothing})")
         self.milestones = tuple(float(m) for m in self.milestones)
 
     def to_dict(self) -> Dict[str, Any]:
@@ -373,9 +380,11 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
 def _differences(saved: Dict[str, Any], current: Dict[str, Any]) -> List[str]:
     """``'config.lr: 0.05 -> 0.1'``-style lines for the settings that differ."""
     out = []
+    defaults = TrainConfig().to_dict()  # settings added after a run was saved
     for key in list(current) + [k for k in saved if k not in current]:
         old, new = saved.get(key), current.get(key)
         if isinstance(old, dict) and isinstance(new, dict) and key == 'config':
+            old = {**defaults, **old}
             out += [f'config.{k}: {old.get(k)!r} -> {new[k]!r}'
                     for k in new if old.get(k) != new[k]]
         elif key == 'world_size' and old != new:
@@ -537,7 +546,8 @@ def train(model: nn.Module, train_dataset: Any, test_dataset: Any,
             if pruner is not None:
                 pruner.step(global_step)
             logits = net(batch)
-            loss = F.cross_entropy(logits, batch.y)
+            loss = F.cross_entropy(logits, batch.y,
+                                   label_smoothing=config.label_smoothing)
             penalty = pruner.penalty() if pruner is not None else None
             if penalty is not None:
                 loss = loss + penalty

@@ -4,12 +4,14 @@ import math
 
 import pytest
 import torch
+from torch_geometric.loader import DataLoader
 
 from tcmp_pyg.checkpoint import CheckpointError, read_checkpoint
 from tcmp_pyg.datasets.splits import dataset_options, dataset_splits
 from tcmp_pyg.nn import STGCN
 from tcmp_pyg.pruning import connectivity, make_pruner
-from tcmp_pyg.train import TrainConfig, TrainResult, lr_factor, train
+from tcmp_pyg.train import (TrainConfig, TrainResult, _differences, evaluate,
+                             lr_factor, train)
 from tcmp_pyg.transforms import RandomRotation3D
 
 NUM_CLASSES = 4
@@ -71,6 +73,28 @@ def test_config_validation():
         TrainConfig(epochs=0)
     with pytest.raises(ValueError, match="'schedule'"):
         TrainConfig(schedule='linear')
+    with pytest.raises(ValueError, match=r"'label_smoothing' in \[0, 1\) \(got 1.0\)"):
+        TrainConfig(label_smoothing=1.0)
+
+
+def test_label_smoothing_trains_on_smoothed_targets(splits):
+    train_ds, test_ds = splits
+    plain, smooth = tiny_model(train_ds.layout), tiny_model(train_ds.layout)
+    rp = train(plain, train_ds, test_ds, quick(epochs=1))
+    rs = train(smooth, train_ds, test_ds, quick(epochs=1, label_smoothing=0.3))
+    assert not same_weights(plain, smooth)
+    assert rs.history[0]['train_loss'] != rp.history[0]['train_loss']
+    # Evaluation reports the plain cross-entropy of the trained weights.
+    again = evaluate(smooth, DataLoader(test_ds, batch_size=64))
+    assert rs.history[0]['test_loss'] == pytest.approx(again.loss)
+
+
+def test_runs_saved_before_a_setting_existed_resume_with_its_default():
+    saved = {'config': {k: v for k, v in TrainConfig().to_dict().items()
+                        if k != 'label_smoothing'}}
+    assert _differences(saved, {'config': TrainConfig().to_dict()}) == []
+    assert _differences(saved, {'config': TrainConfig(label_smoothing=0.1).to_dict()}) == [
+        'config.label_smoothing: 0.0 -> 0.1']
 
 
 def test_training_learns(splits):
