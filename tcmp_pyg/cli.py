@@ -176,6 +176,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     data.add_argument('--rotation', type=float, default=None,
                       help='augmentation: maximum rotation about each axis in '
                            'degrees (default: 10)')
+    data.add_argument('--swap-bodies', action='store_true',
+                      help='augmentation: random order of the persons of '
+                           'multi-body layouts (SBU, NTU)')
     data.add_argument('--no-augment', action='store_true',
                       help='train without augmentation')
     data.add_argument('--no-motion', action='store_true',
@@ -321,7 +324,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         with main_process_first():  # several processes: rank 0 processes the data
             train_ds, test_ds = dataset_splits(args.dataset, root,
                                                augment=not args.no_augment,
-                                               rotation=rotation, **streams,
+                                               rotation=rotation,
+                                               swap_bodies=args.swap_bodies,
+                                               **streams,
                                                **options)
         sample = train_ds[0]  # sets the input shape of the model
         # Seeded before the model is built, so its initialisation is too.
@@ -346,7 +351,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         # full argument list.
         meta = dict(dataset=args.dataset, root=root, options=options,
                     center=True, **streams, augment=not args.no_augment,
-                    rotation=rotation, class_names=list(train_ds.class_names),
+                    rotation=rotation, swap_bodies=args.swap_bodies,
+                    class_names=list(train_ds.class_names),
                     model_name=args.model,
                     args={k: v for k, v in vars(args).items() if k != 'func'})
         result = train(model, train_ds, test_ds, config, pruner=pruner,

@@ -69,8 +69,9 @@ _RESUMABLE_CHANGES = ('device', 'progress')
 @dataclass
 class TrainConfig:
     r"""Settings of a training run. The defaults suit the compact ST-GCN on
-    SBU (about 2.5 minutes of training on two CPU cores; accuracies per fold,
-    seed and number of epochs in ``benchmarks/RESULTS.md``); AttentionGCN
+    SBU (2.5 to 6.5 minutes of training on two CPU cores, by machine;
+    accuracies per fold, seed, number of epochs and augmentation in
+    ``benchmarks/RESULTS.md``); AttentionGCN
     needs a lower ``lr`` (0.01: at 0.1 it stays at chance).
 
     Args:

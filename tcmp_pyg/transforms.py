@@ -233,6 +233,42 @@ class RandomRotation3D(BaseTransform):
         return f'{type(self).__name__}(degrees={self.degrees})'
 
 
+class RandomBodySwap(BaseTransform):
+    r"""Puts the bodies of a sequence in a random order (augmentation for
+    interactions, whose label does not depend on which person the sensor
+    listed first).
+
+    Only bodies present in some frame take part: a padded (all-zero) body
+    stays where it is, so a one-person sample of a two-body layout keeps its
+    person first. Apply it before :class:`CenterJoint`, which centres on
+    body 0.
+
+    Args:
+        layout (str or SkeletonLayout): The skeleton (its joints per body).
+        generator (torch.Generator, optional): Source of randomness.
+            (default: :obj:`None`, the global RNG, seeded by
+            :func:`torch.manual_seed`)
+    """
+    def __init__(self, layout: LayoutLike,
+                 generator: Optional[torch.Generator] = None) -> None:
+        self.layout = get_layout(layout)
+        self.generator = generator
+
+    def forward(self, data: Data) -> Data:
+        xb = _bodies(data.x, self.layout, type(self).__name__)  # [M, V, T, C]
+        present = _present(xb).any(dim=1).nonzero().view(-1)  # [P]
+        if present.numel() < 2:
+            return data
+        order = torch.arange(xb.size(0))
+        order[present] = present[torch.randperm(present.numel(),
+                                                generator=self.generator)]
+        data.x = xb.index_select(0, order).reshape_as(data.x)
+        return data
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}({self.layout.name})'
+
+
 def _stream(data: Data, value: Tensor, cat: bool) -> Data:
     data.x = torch.cat([data.x, value], dim=-1) if cat else value
     return data

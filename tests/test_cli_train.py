@@ -119,15 +119,17 @@ def test_errors(tmp_path, capsys):
 
 
 def test_sbu_fold1_end_to_end(sbu_root, tmp_path, capsys):
-    """Real SBU fold 1: one epoch of the compact preset through the CLI."""
+    """Real SBU fold 1: one epoch of the compact preset through the CLI,
+    with the person-order augmentation."""
     out = tmp_path / 'run'
     assert main(['train', '--dataset', 'sbu', '--root', str(sbu_root),
                  '--fold', '1', '--num-frames', '32', '--model', 'stgcn-compact',
-                 '--epochs', '1', '--out', str(out), '--threads', '1',
-                 '--quiet']) == 0
+                 '--epochs', '1', '--swap-bodies', '--out', str(out),
+                 '--threads', '1', '--quiet']) == 0
     trained = capsys.readouterr().out
     metrics = json.loads((out / 'metrics.json').read_text())
     assert 0.0 <= metrics['test_accuracy'] <= 1.0
+    assert metrics['swap_bodies'] and metrics['args']['swap_bodies']
     assert metrics['class_names'][0] == 'approaching'
     assert main(['evaluate', '--checkpoint', str(out / 'model.pt')]) == 0
     evaluated = capsys.readouterr().out

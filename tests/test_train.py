@@ -12,7 +12,7 @@ from tcmp_pyg.nn import STGCN
 from tcmp_pyg.pruning import connectivity, make_pruner
 from tcmp_pyg.train import (TrainConfig, TrainResult, _differences, evaluate,
                              lr_factor, train)
-from tcmp_pyg.transforms import RandomRotation3D
+from tcmp_pyg.transforms import CenterJoint, RandomBodySwap, RandomRotation3D
 
 NUM_CLASSES = 4
 IN_CHANNELS = 6  # x, y, z and their motion (dataset_splits' default)
@@ -363,6 +363,13 @@ def test_dataset_splits_augment_the_training_split_only(splits, tmp_path):
     both, _ = dataset_splits('synthetic', str(tmp_path), num_samples=30,
                              bone=True)
     assert both[0].x.size(-1) == 12  # (joint, bone) and their motion
+    # The body order is drawn before body 0 is centred, on the training split only.
+    swapped, swapped_test = dataset_splits('synthetic', str(tmp_path),
+                                           num_samples=30, swap_bodies=True)
+    kinds = [type(t) for t in swapped.transform.transforms]
+    assert kinds[:2] == [RandomBodySwap, CenterJoint]
+    assert RandomBodySwap not in [type(t) for t in swapped_test.transform.transforms]
+    assert RandomBodySwap not in [type(t) for t in train_ds.transform.transforms]
     assert 'fold' in dataset_options('sbu') and 'num_frames' in dataset_options('sbu')
     with pytest.raises(ValueError, match="'fold' do not apply to dataset "
                                          "'synthetic'"):

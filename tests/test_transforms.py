@@ -9,7 +9,7 @@ from torch_geometric.transforms import BaseTransform, Compose
 
 from tcmp_pyg.layouts import get_layout
 from tcmp_pyg.transforms import (CenterJoint, JointToBone, JointToMotion,
-                                 RandomRotation3D, ScaleNormalize,
+                                 RandomBodySwap, RandomRotation3D, ScaleNormalize,
                                  TemporalResample, bone_parents,
                                  resample_frames, rotation_matrix)
 
@@ -34,6 +34,7 @@ def bone_lengths(x, layout=SBU):
 
 def test_transforms_are_base_transforms():
     for t in (CenterJoint('sbu'), ScaleNormalize('sbu'), RandomRotation3D(),
+              RandomBodySwap('sbu'),
               JointToBone('sbu'), JointToMotion(), TemporalResample(8)):
         assert isinstance(t, BaseTransform)
     assert repr(TemporalResample(8)) == 'TemporalResample(8)'
@@ -145,6 +146,35 @@ def test_random_rotation_is_seedable():
     assert torch.equal(out.x[..., 3:], extra.x[..., 3:])
     with pytest.raises(ValueError, match="'degrees'"):
         RandomRotation3D((1.0, 2.0))
+
+
+def test_random_body_swap_permutes_whole_bodies():
+    data = sequence()
+    V = SBU.num_joints
+    bodies = data.x.view(2, V, *data.x.shape[1:])
+    seen = set()
+    for seed in range(20):
+        out = RandomBodySwap('sbu', generator=torch.Generator().manual_seed(seed))(
+            data.clone())
+        ob = out.x.view(2, V, *data.x.shape[1:])
+        if torch.equal(ob, bodies):
+            seen.add('kept')
+        else:  # the same two bodies, in the other order
+            assert torch.equal(ob[0], bodies[1]) and torch.equal(ob[1], bodies[0])
+            seen.add('swapped')
+    assert seen == {'kept', 'swapped'}
+    a = RandomBodySwap('sbu', generator=torch.Generator().manual_seed(3))(data.clone())
+    b = RandomBodySwap('sbu', generator=torch.Generator().manual_seed(3))(data.clone())
+    assert torch.equal(a.x, b.x)
+    # A padded (absent) body never moves: one person stays body 0.
+    lone = sequence(absent_body=1)
+    for seed in range(10):
+        out = RandomBodySwap('sbu', generator=torch.Generator().manual_seed(seed))(
+            lone.clone())
+        assert torch.equal(out.x, lone.x)
+    assert repr(RandomBodySwap('sbu')) == 'RandomBodySwap(sbu)'
+    with pytest.raises(ValueError, match='multiple of the 15 joints'):
+        RandomBodySwap('sbu')(Data(x=torch.randn(16, 4, 3)))
 
 
 def test_bone_parents_walk_to_the_centre():

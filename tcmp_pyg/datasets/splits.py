@@ -11,7 +11,7 @@ from torch_geometric.transforms import Compose
 from tcmp_pyg.datasets import DATASETS
 from tcmp_pyg.datasets.base import SkeletonDataset
 from tcmp_pyg.transforms import (CenterJoint, JointToBone, JointToMotion,
-                                 RandomRotation3D)
+                                 RandomBodySwap, RandomRotation3D)
 
 # Small rotations about every axis, as the camera viewpoint varies a little
 # between recordings (on SBU fold 1, 10 degrees gained about 5 points over
@@ -36,6 +36,7 @@ def dataset_options(name: str) -> List[str]:
 def dataset_splits(name: str, root: Optional[str] = None, *,
                    fold: Optional[int] = None, num_frames: Optional[int] = None,
                    augment: bool = True, rotation: float = DEFAULT_ROTATION,
+                   swap_bodies: bool = False,
                    center: bool = True, motion: bool = True, bone: bool = False,
                    **options: Any
                    ) -> Tuple[SkeletonDataset, SkeletonDataset]:
@@ -44,12 +45,15 @@ def dataset_splits(name: str, root: Optional[str] = None, *,
     Both splits share one processed file (the split only selects sequences)
     and get the same transforms, except the augmentation:
 
-    1. :class:`~tcmp_pyg.transforms.CenterJoint`: body 0's centre joint of the
+    1. training split only, with ``swap_bodies``:
+       :class:`~tcmp_pyg.transforms.RandomBodySwap` (a random order of the
+       persons of a multi-body layout);
+    2. :class:`~tcmp_pyg.transforms.CenterJoint`: body 0's centre joint of the
        first frame at the origin, so that rotations turn the skeletons about
        themselves;
-    2. training split only: :class:`~tcmp_pyg.transforms.RandomRotation3D`,
+    3. training split only: :class:`~tcmp_pyg.transforms.RandomRotation3D`,
        drawn from the global torch RNG (seeded by the training loop);
-    3. :class:`~tcmp_pyg.transforms.JointToBone` (``bone``), then
+    4. :class:`~tcmp_pyg.transforms.JointToBone` (``bone``), then
        :class:`~tcmp_pyg.transforms.JointToMotion` (``motion``), appended as
        channels: ``x`` gets ``3 * (1 + bone) * (1 + motion)`` channels.
 
@@ -70,6 +74,8 @@ def dataset_splits(name: str, root: Optional[str] = None, *,
             (default: :obj:`True`)
         rotation (float, optional): Maximum rotation about each axis, in
             degrees. (default: :obj:`10.0`)
+        swap_bodies (bool, optional): Augment with a random order of the
+            bodies (layouts of several bodies only). (default: :obj:`False`)
         center (bool, optional): Centre the skeletons (both splits).
             (default: :obj:`True`)
         motion (bool, optional): Append the motion stream.
@@ -107,6 +113,10 @@ def dataset_splits(name: str, root: Optional[str] = None, *,
     # The layout is known once the dataset exists (the synthetic set takes it
     # as an argument), so the transforms are attached afterwards.
     normalize: List[Callable] = [CenterJoint(train_ds.layout)] if center else []
+    # The body order decides which body is centred, so it is drawn first.
+    before: List[Callable] = []
+    if augment and swap_bodies and train_ds.layout.num_bodies > 1:
+        before.append(RandomBodySwap(train_ds.layout))
     augmentation: List[Callable] = []
     if augment and rotation > 0:
         augmentation.append(RandomRotation3D(rotation))
@@ -115,7 +125,7 @@ def dataset_splits(name: str, root: Optional[str] = None, *,
         streams.append(JointToBone(train_ds.layout, cat=True))
     if motion:
         streams.append(JointToMotion(cat=True))
-    train_ds.transform = _compose(normalize + augmentation + streams)
+    train_ds.transform = _compose(before + normalize + augmentation + streams)
     test_ds.transform = _compose(normalize + streams)
     return train_ds, test_ds
 
