@@ -141,7 +141,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 # Dataset options `train` passes on (argument names); dataset_splits checks
 # that each applies to the chosen dataset.
 _TRAIN_DATASET_OPTIONS = ('fold', 'num_frames', 'protocol', 'test_subject',
-                          'labels', 'variant', 'benchmark', 'num_samples')
+                          'labels', 'variant', 'benchmark', 'num_samples',
+                          'units')
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -173,6 +174,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                       help="ntu: 'xsub', 'xview' (60) or 'xset' (120)")
     data.add_argument('--num-samples', type=int, default=None,
                       help='synthetic: sequences over both splits')
+    data.add_argument('--units', default=None, choices=('metres', 'normalized'),
+                      help="sbu: coordinates in metres or as stored in the files "
+                           "(default: metres)")
+    data.add_argument('--val-fraction', type=float, default=None,
+                      help='hold out this stratified share of the training split '
+                           'for validation (seeded by --seed); its accuracy is '
+                           'logged beside the test accuracy')
     data.add_argument('--rotation', type=float, default=None,
                       help='augmentation: maximum rotation about each axis in '
                            'degrees (default: 10)')
@@ -322,12 +330,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     try:
         streams = dict(motion=not args.no_motion, bone=args.bone)
         with main_process_first():  # several processes: rank 0 processes the data
-            train_ds, test_ds = dataset_splits(args.dataset, root,
-                                               augment=not args.no_augment,
-                                               rotation=rotation,
-                                               swap_bodies=args.swap_bodies,
-                                               **streams,
-                                               **options)
+            splits = dataset_splits(args.dataset, root,
+                                    augment=not args.no_augment,
+                                    rotation=rotation,
+                                    swap_bodies=args.swap_bodies,
+                                    val_fraction=args.val_fraction,
+                                    seed=args.seed, **streams, **options)
+        train_ds, val_ds, test_ds = (splits if len(splits) == 3 else
+                                     (splits[0], None, splits[1]))
+        if hasattr(train_ds, 'units'):  # recorded: the default may change
+            options['units'] = train_ds.units
         sample = train_ds[0]  # sets the input shape of the model
         # Seeded before the model is built, so its initialisation is too.
         seed_everything(args.seed)
@@ -352,11 +364,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
         meta = dict(dataset=args.dataset, root=root, options=options,
                     center=True, **streams, augment=not args.no_augment,
                     rotation=rotation, swap_bodies=args.swap_bodies,
+                    val_fraction=args.val_fraction,
                     class_names=list(train_ds.class_names),
                     model_name=args.model,
                     args={k: v for k, v in vars(args).items() if k != 'func'})
-        result = train(model, train_ds, test_ds, config, pruner=pruner,
-                       out_dir=args.out, meta=meta,
+        result = train(model, train_ds, test_ds, config, val_dataset=val_ds,
+                       pruner=pruner, out_dir=args.out, meta=meta,
                        tensorboard_dir=tensorboard_dir)
     except (FileNotFoundError, ValueError, TypeError, FloatingPointError,
             CheckpointError) as e:
@@ -369,6 +382,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
               f'trained again')
     elif result.resumed_from:
         print(f'resumed {args.out} from epoch {result.resumed_from}')
+    if result.val_accuracy is not None:
+        print(f'validation accuracy: {result.val_accuracy:.4f} ({len(val_ds)} '
+              f'sequences held out of the training split)')
     print(f'test accuracy: {result.test_accuracy:.4f} (last epoch of '
           f'{result.epochs}; {result.train_time_s:.1f} s training, '
           f'{result.samples_per_s:.1f} sequences/s)')
@@ -463,10 +479,13 @@ def _recorded_test_split(meta: dict, root: Optional[str]):
     `tcmp-pyg train`), without augmentation, at ``root`` or the recorded one."""
     from tcmp_pyg.datasets.splits import dataset_splits
 
+    options = dict(meta['options'])
+    if meta['dataset'] == 'sbu':  # runs from before the units option
+        options.setdefault('units', 'normalized')
     _, test_ds = dataset_splits(meta['dataset'], root or meta['root'],
                                 augment=False, center=meta['center'],
                                 motion=meta['motion'], bone=meta['bone'],
-                                **meta['options'])
+                                **options)
     return test_ds
 
 

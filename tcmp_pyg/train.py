@@ -1,9 +1,11 @@
-r"""The training loop: one function, :func:`train`, that reads top to bottom.
+r"""The training loop: :func:`train`, whose epochs are three named steps,
+:func:`train_epoch`, :func:`evaluate_epoch` and :func:`save_epoch`.
 
 Per epoch: shuffle the training split (a seeded generator), and for every
 batch ask the pruner to update its masks (``pruner.step``), run the forward
 pass, add the pruner's penalty to the cross-entropy loss, step the optimizer
-and the per-iteration learning-rate schedule. Then evaluate on the test split,
+and the per-iteration learning-rate schedule. Then evaluate on the validation
+split (if any) and the test split,
 append a row to the history and write a checkpoint. Pruning itself lives in
 :mod:`tcmp_pyg.pruning`; the loop only calls the hook protocol
 (``setup`` / ``step`` / ``penalty`` / ``finalize``).
@@ -40,10 +42,12 @@ import math
 import os
 import os.path as osp
 import random
+import sys
 import time
 from dataclasses import asdict, dataclass
 from functools import partial
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
+from typing import (Any, Callable, Dict, List, NamedTuple, Optional, Sequence,
+                    Tuple)
 
 import numpy as np
 import torch
@@ -163,14 +167,16 @@ class TrainResult:
         train_time_s: Seconds spent in training steps (evaluation excluded).
         history: One dict per epoch (``epoch``, ``lr``, ``train_loss``,
             ``train_acc``, ``test_loss``, ``test_acc``, ``train_time_s``,
-            ``eval_time_s`` and, with a pruner, ``kept``, ``live``,
-            ``dead``).
+            ``eval_time_s``; with a validation split ``val_loss``,
+            ``val_acc``; with a pruner ``kept``, ``live``, ``dead``).
         connectivity: With a pruner, the final connectivity report as
             :meth:`~tcmp_pyg.pruning.ConnectivityReport.to_dict` (else
             :obj:`None`).
         resumed_from: Epoch of the checkpoint the run resumed from (0 for a
             fresh run).
         samples_per_s: Training sequences per second of training time.
+        val_accuracy: Validation accuracy after the last epoch (:obj:`None`
+            without a validation split).
     """
     test_accuracy: float
     epochs: int
@@ -179,6 +185,7 @@ class TrainResult:
     connectivity: Optional[Dict[str, Any]] = None
     resumed_from: int = 0
     samples_per_s: float = 0.0
+    val_accuracy: Optional[float] = None
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -364,7 +371,8 @@ def _result(history: List[Dict[str, Any]], report: Optional[Dict[str, Any]],
     return TrainResult(test_accuracy=history[-1]['test_acc'], epochs=len(history),
                        train_time_s=train_time, history=history,
                        connectivity=report, resumed_from=resumed_from,
-                       samples_per_s=num_train * len(history) / max(train_time, 1e-9))
+                       samples_per_s=num_train * len(history) / max(train_time, 1e-9),
+                       val_accuracy=history[-1].get('val_acc'))
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -395,8 +403,157 @@ def _differences(saved: Dict[str, Any], current: Dict[str, Any]) -> List[str]:
     return out
 
 
+class _Loop(NamedTuple):
+    """What every step of a run shares."""
+    model: nn.Module
+    net: nn.Module  # the model, or its DistributedDataParallel wrapper
+    loader: Any
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    pruner: Any
+    config: TrainConfig
+    device: torch.device
+    ctx: DistributedContext
+    path: Optional[str]
+
+
+def _interactive() -> bool:
+    return sys.stderr.isatty()
+
+
+def _progress_line(row: Dict[str, Any], epochs: int) -> str:
+    """One epoch's summary, printed instead of a progress bar when the
+    output is not a terminal (a log file, CI, ``| tee``)."""
+    parts = [f"epoch {row['epoch']}/{epochs}", f"loss {row['train_loss']:.3f}",
+             f"acc {row['train_acc']:.3f}"]
+    if 'val_acc' in row:
+        parts.append(f"val_acc {row['val_acc']:.3f}")
+    parts.append(f"test_acc {row['test_acc']:.3f}")
+    return ', '.join(parts) + f" ({row['train_time_s']:.1f} s)"
+
+
+def train_epoch(loop: _Loop, epoch: int) -> Dict[str, Any]:
+    r"""One pass over the training split: per batch the pruner's mask update,
+    the forward pass, the loss (cross-entropy plus the pruner's penalty), the
+    optimizer and learning-rate steps.
+
+    Returns:
+        The epoch's ``lr``, ``train_loss``, ``train_acc`` and
+        ``train_time_s`` (summed over the processes of a group).
+
+    Raises:
+        FloatingPointError: If the loss is not finite (names the epoch, the
+            step and the checkpoint kept).
+    """
+    config, ctx, pruner = loop.config, loop.ctx, loop.pruner
+    steps_per_epoch = len(loop.loader)
+    loop.model.train()
+    ctx.set_epoch(loop.loader, epoch)
+    loss_sum, correct, seen = 0.0, 0, 0
+    # A bar redrawn in place only makes sense on a terminal, and it gives way
+    # to the one line per epoch that train() prints (in logs too).
+    bar = tqdm(loop.loader, desc=f'epoch {epoch}/{config.epochs}', unit='batch',
+               leave=False,
+               disable=not (config.progress and ctx.is_main and _interactive()))
+    lr = loop.optimizer.param_groups[0]['lr']
+    start = time.perf_counter()
+    for i, batch in enumerate(bar):
+        global_step = (epoch - 1) * steps_per_epoch + i
+        batch = batch.to(loop.device)
+        if pruner is not None:
+            pruner.step(global_step)
+        logits = loop.net(batch)
+        loss = F.cross_entropy(logits, batch.y,
+                               label_smoothing=config.label_smoothing)
+        penalty = pruner.penalty() if pruner is not None else None
+        if penalty is not None:
+            loss = loss + penalty
+        lr = loop.optimizer.param_groups[0]['lr']
+        # Every rank stops together when any rank's loss is not finite.
+        checked = ctx.mean(loss)  # the loss itself in one process
+        if not torch.isfinite(checked):
+            if loop.path is None:
+                kept = ''
+            elif epoch > 1:
+                kept = f" The checkpoint of epoch {epoch - 1} ('{loop.path}') is kept."
+            else:
+                kept = ' No checkpoint was written yet.'
+            raise FloatingPointError(
+                f"Training diverged: the loss is {checked.item()} at epoch "
+                f"{epoch}, step {i + 1} of {steps_per_epoch} (global step "
+                f"{global_step}).{kept} Lower the learning rate (now "
+                f"{lr:.3g}) or check the data for NaN/inf values.")
+        loop.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        loop.optimizer.step()
+        loop.scheduler.step()
+        # Statistics without a sync per step would need a buffer; the
+        # float() below is cheap next to a training step.
+        n = batch.num_graphs
+        loss_sum += loss.item() * n
+        correct += int((logits.argmax(dim=-1) == batch.y).sum())
+        seen += n
+        bar.set_postfix(loss=f'{loss_sum / seen:.3f}', acc=f'{correct / seen:.3f}')
+    if pruner is not None and epoch == config.epochs:
+        pruner.finalize()
+    train_time = time.perf_counter() - start
+    bar.close()
+    loss_sum, correct, seen = ctx.sum(loss_sum, correct, seen)
+    ctx.average_batchnorm_stats(loop.model)
+    ctx.check_masks(loop.model, epoch)  # identical on every rank
+    return dict(lr=lr, train_loss=loss_sum / seen, train_acc=correct / seen,
+                train_time_s=train_time)
+
+
+def evaluate_epoch(loop: _Loop, test_loader: DataLoader,
+                   val_loader: Optional[DataLoader]
+                   ) -> Tuple[Dict[str, Any], Optional[Dict[str, Any]]]:
+    r"""The end-of-epoch evaluation: validation (if any) and test loss and
+    accuracy, and with a pruner the connectivity of the masks.
+
+    Returns:
+        ``(columns, report)``: the history columns (``val_loss``,
+        ``val_acc``, ``test_loss``, ``test_acc``, with a pruner ``kept``,
+        ``live``, ``dead``; ``eval_time_s``) and the connectivity report as
+        a dict (:obj:`None` without a pruner).
+    """
+    start = time.perf_counter()
+    columns: Dict[str, Any] = {}
+    if val_loader is not None:
+        val = evaluate(loop.model, val_loader, loop.device)
+        columns.update(val_loss=val.loss, val_acc=val.accuracy)
+    test = evaluate(loop.model, test_loader, loop.device)
+    columns.update(test_loss=test.loss, test_acc=test.accuracy)
+    report = None
+    if loop.pruner is not None:
+        report = connectivity(loop.model).to_dict()
+        columns.update(kept=report['kept'], live=report['live'],
+                       dead=report['dead'])
+    columns['eval_time_s'] = time.perf_counter() - start
+    return columns, report
+
+
+def save_epoch(loop: _Loop, out_dir: str, epoch: int, settings: Dict[str, Any],
+               history: List[Dict[str, Any]], loader_generator: torch.Generator,
+               meta: Dict[str, Any]) -> None:
+    """Writes the checkpoint (the previous one kept as ``model.prev.pt``)
+    and the history of a finished epoch; rank 0 writes, every rank's random
+    state is stored."""
+    training = dict(epoch=epoch, settings=settings, history=history,
+                    optimizer=loop.optimizer.state_dict(),
+                    scheduler=loop.scheduler.state_dict(),
+                    pruner=loop.pruner.state_dict() if loop.pruner is not None else None,
+                    rng=rng_states(loader_generator))
+    training.update(loop.ctx.rank_rng(training['rng']))  # every rank's
+    if loop.ctx.is_main:
+        save_checkpoint(loop.path, loop.model, meta=meta, training=training,
+                        keep_previous=True)
+        write_history(out_dir, history)
+
+
 def train(model: nn.Module, train_dataset: Any, test_dataset: Any,
-          config: Optional[TrainConfig] = None, *, pruner: Any = None,
+          config: Optional[TrainConfig] = None, *, val_dataset: Any = None,
+          pruner: Any = None,
           out_dir: Optional[str] = None, meta: Optional[Dict[str, Any]] = None,
           on_epoch_end: Optional[Callable[[Dict[str, Any]], None]] = None,
           tensorboard_dir: Optional[str] = None) -> TrainResult:
@@ -407,6 +564,12 @@ def train(model: nn.Module, train_dataset: Any, test_dataset: Any,
     reproducible too). With ``out_dir``, a checkpoint is written after every
     epoch and calling :func:`train` again with the same arguments resumes
     from it: the resumed run is identical to an uninterrupted one (on CPU).
+
+    Each epoch is :func:`train_epoch`, :func:`evaluate_epoch` and
+    :func:`save_epoch`. With ``val_dataset`` (see ``val_fraction`` of
+    :func:`tcmp_pyg.datasets.dataset_splits`) the validation loss and
+    accuracy are logged beside the test ones: choices between runs are made on
+    them, never on the test split.
 
     If a ``torch.distributed`` process group is initialised (see
     :mod:`tcmp_pyg.distributed`), every process of the group calls
@@ -422,6 +585,8 @@ def train(model: nn.Module, train_dataset: Any, test_dataset: Any,
         test_dataset: The test split.
         config (TrainConfig, optional): Settings. (default: the defaults of
             :class:`TrainConfig`)
+        val_dataset (optional): A validation split, held out of the training
+            data. (default: :obj:`None`)
         pruner (PruningMethod, optional): Built on ``model`` (see
             :func:`tcmp_pyg.pruning.make_pruner`); the loop calls
             ``setup(total_steps)``, ``step(global_step)`` before every forward
@@ -440,8 +605,8 @@ def train(model: nn.Module, train_dataset: Any, test_dataset: Any,
             ``tensorboard`` package). (default: :obj:`None`)
 
     Returns:
-        :class:`TrainResult` (last-epoch test accuracy, epochs, training time,
-        history, final connectivity).
+        :class:`TrainResult` (last-epoch test and validation accuracy,
+        epochs, training time, history, final connectivity).
 
     Raises:
         FloatingPointError: If the loss becomes NaN or infinite (the message
@@ -459,14 +624,17 @@ def train(model: nn.Module, train_dataset: Any, test_dataset: Any,
     if pruner is not None and getattr(pruner, 'model', model) is not model:
         raise ValueError("Expected the pruner to be built on the model being "
                          "trained (pruner.model is another module)")
-    for split, dataset in (('training', train_dataset), ('test', test_dataset)):
+    splits = [('training', train_dataset), ('test', test_dataset)]
+    if val_dataset is not None:
+        splits.append(('validation', val_dataset))
+    for split, dataset in splits:
         if len(dataset) == 0:
             raise ValueError(f"Expected a non-empty {split} split (got 0 "
                              f"sequences)")
     num_classes = getattr(model, 'num_classes', None)
     if num_classes is not None:
-        check_labels(train_dataset, num_classes, 'training')
-        check_labels(test_dataset, num_classes, 'test')
+        for split, dataset in splits:
+            check_labels(dataset, num_classes, split)
 
     # Data: the training order comes from its own generator, so that it can be
     # saved and restored; augmentation and dropout draw from the global RNG.
@@ -478,6 +646,8 @@ def train(model: nn.Module, train_dataset: Any, test_dataset: Any,
     train_loader = ctx.train_loader(train_dataset, config.batch_size,
                                     loader_generator, seed=config.seed)
     test_loader = DataLoader(test_dataset, batch_size=config.eval_batch_size)
+    val_loader = (DataLoader(val_dataset, batch_size=config.eval_batch_size)
+                  if val_dataset is not None else None)
     steps_per_epoch = len(train_loader)
     total_steps = config.epochs * steps_per_epoch
 
@@ -497,6 +667,8 @@ def train(model: nn.Module, train_dataset: Any, test_dataset: Any,
                     model=model_description(model) if out_dir else None,
                     pruner=repr(pruner) if pruner is not None else None,
                     num_train=len(train_dataset), num_test=len(test_dataset))
+    if val_dataset is not None:  # runs saved before validation existed match
+        settings['num_val'] = len(val_dataset)
     if ctx.enabled:  # the data order and BatchNorm statistics depend on it
         settings['world_size'] = ctx.world_size
     history: List[Dict[str, Any]] = []
@@ -533,86 +705,24 @@ def train(model: nn.Module, train_dataset: Any, test_dataset: Any,
     writer = (writer_class(tensorboard_dir)
               if writer_class is not None and start_epoch < config.epochs
               and ctx.is_main else None)
-    net = ctx.wrap(model, device)  # DistributedDataParallel with several ranks
+    loop = _Loop(model=model, net=ctx.wrap(model, device), loader=train_loader,
+                 optimizer=optimizer, scheduler=scheduler, pruner=pruner,
+                 config=config, device=device, ctx=ctx, path=path)
     for epoch in range(start_epoch + 1, config.epochs + 1):
-        model.train()
-        ctx.set_epoch(train_loader, epoch)
-        loss_sum, correct, seen = 0.0, 0, 0
-        bar = tqdm(train_loader, desc=f'epoch {epoch}/{config.epochs}',
-                   disable=not config.progress or not ctx.is_main, unit='batch')
-        start = time.perf_counter()
-        for i, batch in enumerate(bar):
-            global_step = (epoch - 1) * steps_per_epoch + i
-            batch = batch.to(device)
-            if pruner is not None:
-                pruner.step(global_step)
-            logits = net(batch)
-            loss = F.cross_entropy(logits, batch.y,
-                                   label_smoothing=config.label_smoothing)
-            penalty = pruner.penalty() if pruner is not None else None
-            if penalty is not None:
-                loss = loss + penalty
-            lr = optimizer.param_groups[0]['lr']
-            # Every rank stops together when any rank's loss is not finite.
-            checked = ctx.mean(loss)  # the loss itself in one process
-            if not torch.isfinite(checked):
-                if path is None:
-                    kept = ''
-                elif epoch > 1:
-                    kept = f" The checkpoint of epoch {epoch - 1} ('{path}') is kept."
-                else:
-                    kept = ' No checkpoint was written yet.'
-                raise FloatingPointError(
-                    f"Training diverged: the loss is {checked.item()} at epoch "
-                    f"{epoch}, step {i + 1} of {steps_per_epoch} (global step "
-                    f"{global_step}).{kept} Lower the learning rate (now "
-                    f"{lr:.3g}) or check the data for NaN/inf values.")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            # Statistics without a sync per step would need a buffer; the
-            # float() below is cheap next to a training step.
-            n = batch.num_graphs
-            loss_sum += loss.item() * n
-            correct += int((logits.argmax(dim=-1) == batch.y).sum())
-            seen += n
-            bar.set_postfix(loss=f'{loss_sum / seen:.3f}', acc=f'{correct / seen:.3f}')
-        if pruner is not None and epoch == config.epochs:
-            pruner.finalize()
-        train_time = time.perf_counter() - start
-        loss_sum, correct, seen = ctx.sum(loss_sum, correct, seen)
-        ctx.average_batchnorm_stats(model)
-        ctx.check_masks(model, epoch)  # identical on every rank
-
-        start = time.perf_counter()
-        test = evaluate(model, test_loader, device)
-        row: Dict[str, Any] = dict(
-            epoch=epoch, lr=lr,
-            train_loss=loss_sum / seen, train_acc=correct / seen,
-            test_loss=test.loss, test_acc=test.accuracy,
-            train_time_s=train_time)
-        if pruner is not None:
-            report = connectivity(model).to_dict()
-            row.update(kept=report['kept'], live=report['live'],
-                       dead=report['dead'])
-        row['eval_time_s'] = time.perf_counter() - start
+        trained = train_epoch(loop, epoch)
+        columns, report = evaluate_epoch(loop, test_loader, val_loader)
+        row: Dict[str, Any] = dict(epoch=epoch)
+        for key in ('lr', 'train_loss', 'train_acc', 'val_loss', 'val_acc',
+                    'test_loss', 'test_acc', 'train_time_s', 'kept', 'live',
+                    'dead', 'eval_time_s'):
+            if key in trained or key in columns:
+                row[key] = trained[key] if key in trained else columns[key]
         history.append(row)
-        bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_acc']:.3f}",
-                        test_acc=f'{test.accuracy:.3f}')
-        bar.close()  # the epoch's line stays, with its test accuracy
-
+        if config.progress and ctx.is_main:
+            tqdm.write(_progress_line(row, config.epochs), file=sys.stderr)
         if out_dir is not None:
-            training = dict(epoch=epoch, settings=settings, history=history,
-                            optimizer=optimizer.state_dict(),
-                            scheduler=scheduler.state_dict(),
-                            pruner=pruner.state_dict() if pruner is not None else None,
-                            rng=rng_states(loader_generator))
-            training.update(ctx.rank_rng(training['rng']))  # every rank's
-            if ctx.is_main:
-                save_checkpoint(path, model, meta=meta, training=training,
-                                keep_previous=True)
-                write_history(out_dir, history)
+            save_epoch(loop, out_dir, epoch, settings, history, loader_generator,
+                       meta)
         if writer is not None:
             log_epoch(writer, row, report)
         if on_epoch_end is not None and ctx.is_main:
@@ -633,6 +743,10 @@ def train(model: nn.Module, train_dataset: Any, test_dataset: Any,
                        test_loss=history[-1]['test_loss'],
                        connectivity=report, config=config.to_dict(), **meta,
                        **distributed)
+        if result.val_accuracy is not None:
+            metrics.update(val_accuracy=result.val_accuracy,
+                           val_loss=history[-1]['val_loss'],
+                           num_val=len(val_dataset))
         atomic_write(osp.join(out_dir, 'metrics.json'),
                      json.dumps(metrics, indent=1) + '\n')
     return result

@@ -2,6 +2,7 @@ import csv
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch_geometric.loader import DataLoader
@@ -383,3 +384,88 @@ def test_dataset_splits_default_root(tmp_path, monkeypatch):
     train_ds, _ = dataset_splits('synthetic', num_samples=30, num_frames=8)
     assert (tmp_path / 'datasets' / 'synthetic' / 'processed').is_dir()
     assert train_ds.root.endswith('datasets/synthetic')
+
+
+def test_stratified_split_is_per_class_seeded_and_disjoint():
+    from tcmp_pyg.datasets.splits import stratified_split
+    labels = np.repeat(np.arange(4), [10, 20, 2, 1])
+    keep, held = stratified_split(labels, 0.2, seed=3)
+    assert not set(keep) & set(held)
+    assert sorted(np.concatenate([keep, held])) == list(range(len(labels)))
+    # round(0.2 * count) per class, but every class keeps one sequence.
+    assert np.bincount(labels[held], minlength=4).tolist() == [2, 4, 0, 0]
+    assert np.bincount(labels[keep], minlength=4).tolist() == [8, 16, 2, 1]
+    again, _ = stratified_split(labels, 0.2, seed=3)
+    other, _ = stratified_split(labels, 0.2, seed=4)
+    assert np.array_equal(keep, again) and not np.array_equal(keep, other)
+    with pytest.raises(ValueError, match=r"'fraction' in \(0, 1\)"):
+        stratified_split(labels, 1.0)
+
+
+def test_dataset_splits_validation_is_held_out_of_training(tmp_path):
+    kwargs = dict(num_samples=80, num_classes=NUM_CLASSES, num_frames=8,
+                  layout='kinect_v1')
+    full, test_ds = dataset_splits('synthetic', str(tmp_path), **kwargs)
+    train_ds, val_ds, test2 = dataset_splits('synthetic', str(tmp_path),
+                                             val_fraction=0.25, seed=1, **kwargs)
+    ids = lambda ds: set(ds.indices())  # positions in the processed file
+    assert ids(train_ds) | ids(val_ds) == ids(full)
+    assert not ids(train_ds) & ids(val_ds)
+    assert not ids(val_ds) & ids(test_ds) and ids(test2) == ids(test_ds)
+    # Stratified: a quarter of each class of the training split.
+    per_class = torch.bincount(full.meta('y'), minlength=NUM_CLASSES)
+    assert torch.bincount(val_ds.meta('y'), minlength=NUM_CLASSES).tolist() == \
+        [round(0.25 * int(n)) for n in per_class]
+    # Validation is evaluated like the test split: no augmentation.
+    assert val_ds.transform is test2.transform
+    assert torch.equal(val_ds[0].x, val_ds[0].x)
+    assert any(isinstance(t, RandomRotation3D) for t in train_ds.transform.transforms)
+    # Seeded: the same seed draws the same sequences, another seed others.
+    _, same, _ = dataset_splits('synthetic', str(tmp_path), val_fraction=0.25,
+                                seed=1, **kwargs)
+    _, other, _ = dataset_splits('synthetic', str(tmp_path), val_fraction=0.25,
+                                 seed=2, **kwargs)
+    assert ids(same) == ids(val_ds) and ids(other) != ids(val_ds)
+    with pytest.raises(ValueError, match=r"'val_fraction' in \(0, 1\)"):
+        dataset_splits('synthetic', str(tmp_path), val_fraction=0.0, **kwargs)
+
+
+def test_train_logs_validation_beside_test(splits, tmp_path):
+    from tcmp_pyg.datasets.splits import stratified_split
+    train_full, test_ds = splits
+    keep, held = stratified_split(train_full.meta('y').numpy(), 0.25, seed=0)
+    train_ds, val_ds = train_full[keep.tolist()], train_full[held.tolist()]
+    val_ds.transform = test_ds.transform
+    out = tmp_path / 'run'
+    result = train(tiny_model(train_ds.layout), train_ds, test_ds, quick(),
+                   val_dataset=val_ds, out_dir=str(out))
+    row = result.history[-1]
+    assert list(row)[:8] == ['epoch', 'lr', 'train_loss', 'train_acc',
+                             'val_loss', 'val_acc', 'test_loss', 'test_acc']
+    model = tiny_model(train_ds.layout)
+    model.load_state_dict(torch.load(out / 'model.pt', weights_only=True)['state_dict'])
+    val = evaluate(model, DataLoader(val_ds, batch_size=64))
+    assert result.val_accuracy == row['val_acc'] == pytest.approx(val.accuracy)
+    metrics = json.loads((out / 'metrics.json').read_text())
+    assert metrics['val_accuracy'] == result.val_accuracy
+    assert metrics['num_val'] == len(val_ds) == 20
+    header = (out / 'history.csv').read_text().splitlines()[0].split(',')
+    assert 'val_acc' in header and 'test_acc' in header
+    # Resuming needs the same validation split.
+    with pytest.raises(ValueError, match='num_val'):
+        train(tiny_model(train_ds.layout), train_ds, test_ds, quick(epochs=5),
+              val_dataset=val_ds[:10], out_dir=str(out))
+    with pytest.raises(ValueError, match='non-empty validation split'):
+        train(tiny_model(train_ds.layout), train_ds, test_ds, quick(),
+              val_dataset=val_ds[:0])
+
+
+def test_progress_is_one_line_per_epoch_outside_a_terminal(splits, capsys):
+    train_ds, test_ds = splits
+    train(tiny_model(train_ds.layout), train_ds, test_ds,
+          quick(epochs=2, progress=True))
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 2, err  # no bar frames, one summary per epoch
+    assert lines[0].startswith('epoch 1/2, loss ') and 'test_acc' in lines[0]
+    assert '\r' not in err

@@ -30,6 +30,22 @@ SBU_CLASSES = ('approaching', 'departing', 'kicking', 'punching', 'pushing',
                'hugging', 'shaking_hands', 'exchanging_objects')
 
 
+SBU_UNITS = ('metres', 'normalized')
+
+
+def sbu_to_metres(coords: np.ndarray) -> np.ndarray:
+    r"""De-normalises SBU coordinates ``[..., 3]`` to metres with the
+    README's formulas :math:`X = 1280 - 2560 x`, :math:`Y = 960 - 1920 y`,
+    :math:`Z = 10000 z / 7.8125` (millimetres), divided by 1000. In the
+    files the three axes have different scales (``x`` spans 2.56 m, ``y``
+    1.92 m, ``z`` 1.28 m per unit), so only metric coordinates can be
+    rotated."""
+    x, y, z = coords[..., 0], coords[..., 1], coords[..., 2]
+    out = np.stack([1.28 - 2.56 * x, 0.96 - 1.92 * y, z * (10.0 / 7.8125)],
+                   axis=-1)
+    return out.astype(coords.dtype)
+
+
 def read_sbu_file(path: str) -> np.ndarray:
     r"""Parses one ``skeleton_pos.txt`` of SBU Kinect Interaction.
 
@@ -68,10 +84,12 @@ class SBUKinectInteraction(SkeletonDataset):
     sets; ``split='test'`` is the sets of fold ``fold``, ``split='train'`` the
     other sets.
 
-    Coordinates are kept normalised as in the files (``x, y`` nominally in
-    ``[0, 1]``, ``z`` in ``[0, 7.8125]``; values slightly outside occur). The
-    README de-normalises them with :math:`X = 1280 - 2560 x`,
-    :math:`Y = 960 - 1920 y`, :math:`Z = 10000 z / 7.8125` (millimetres).
+    The files store normalised coordinates (``x, y`` nominally in ``[0, 1]``,
+    ``z`` in ``[0, 7.8125]``; values slightly outside occur), one scale per
+    axis. By default they are de-normalised to metres with the README's
+    formulas (:func:`sbu_to_metres`), so that distances and rotations mean
+    the same along every axis; ``units='normalized'`` keeps the files'
+    values.
 
     Every sequence is a graph with ``x`` of shape ``[2 * 15, num_frames, 3]``
     (person A's joints, then person B's), ``y``, ``length`` (original frame
@@ -109,6 +127,8 @@ class SBUKinectInteraction(SkeletonDataset):
             (default: :obj:`'train'`)
         num_frames (int, optional): Frames every sequence is resampled to.
             (default: :obj:`40`)
+        units (str, optional): :obj:`'metres'` or :obj:`'normalized'` (as
+            stored in the files). (default: :obj:`'metres'`)
         transform (callable, optional): Applied to each graph on access.
         pre_transform (callable, optional): Applied before saving to disk.
         pre_filter (callable, optional): Keeps the graphs it returns
@@ -129,13 +149,15 @@ class SBUKinectInteraction(SkeletonDataset):
               "(research use only) and extract the 21 set folders into raw/.")
 
     def __init__(self, root: str, fold: int = 1, split: str = 'train',
-                 num_frames: int = 40, transform: Optional[Callable] = None,
+                 num_frames: int = 40, units: str = 'metres',
+                 transform: Optional[Callable] = None,
                  pre_transform: Optional[Callable] = None,
                  pre_filter: Optional[Callable] = None,
                  force_reload: bool = False) -> None:
         self.fold = check_choice('fold', fold, range(1, len(SBU_FOLDS) + 1))
         self.split = check_choice('split', split, ('train', 'test'))
         self.num_frames = check_num_frames(num_frames)
+        self.units = check_choice('units', units, SBU_UNITS)
         super().__init__(root, transform, pre_transform, pre_filter,
                          force_reload=force_reload)
         test_sets = ', '.join(SBU_FOLDS[self.fold - 1])
@@ -150,7 +172,9 @@ class SBUKinectInteraction(SkeletonDataset):
 
     @property
     def processed_file_names(self) -> List[str]:
-        return [self.processed_name(f'T{self.num_frames}')]
+        # Files written before the units option hold normalised values.
+        units = '' if self.units == 'normalized' else '_m'
+        return [self.processed_name(f'T{self.num_frames}{units}')]
 
     def download(self) -> None:
         missing = [s for s in SBU_SETS if not osp.isdir(osp.join(self.raw_dir, s))]
@@ -187,8 +211,11 @@ class SBUKinectInteraction(SkeletonDataset):
                     if not osp.isfile(path):
                         raise FileNotFoundError(f"{seq_dir}: expected a "
                                                 f"skeleton_pos.txt file")
+                    coords = read_sbu_file(path)
+                    if self.units == 'metres':
+                        coords = sbu_to_metres(coords)
                     data_list.append(skeleton_to_data(
-                        read_sbu_file(path), self.layout, int(cls) - 1,
+                        coords, self.layout, int(cls) - 1,
                         self.num_frames, set_name=set_name,
                         fold=fold_of[set_name],
                         source=f'{set_name}/{cls}/{seq}/skeleton_pos.txt'))

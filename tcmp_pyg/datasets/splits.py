@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import inspect
 import os.path as osp
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple, Union
 
+import numpy as np
 from torch_geometric.transforms import Compose
 
 from tcmp_pyg.datasets import DATASETS
@@ -38,9 +39,13 @@ def dataset_splits(name: str, root: Optional[str] = None, *,
                    augment: bool = True, rotation: float = DEFAULT_ROTATION,
                    swap_bodies: bool = False,
                    center: bool = True, motion: bool = True, bone: bool = False,
+                   val_fraction: Optional[float] = None, seed: int = 0,
                    **options: Any
-                   ) -> Tuple[SkeletonDataset, SkeletonDataset]:
-    r"""The training and test splits of a dataset, for :func:`tcmp_pyg.train.train`.
+                   ) -> Union[Tuple[SkeletonDataset, SkeletonDataset],
+                              Tuple[SkeletonDataset, SkeletonDataset,
+                                    SkeletonDataset]]:
+    r"""The training and test splits of a dataset, for :func:`tcmp_pyg.train.train`,
+    and optionally a validation split carved from the training split.
 
     Both splits share one processed file (the split only selects sequences)
     and get the same transforms, except the augmentation:
@@ -56,6 +61,11 @@ def dataset_splits(name: str, root: Optional[str] = None, *,
     4. :class:`~tcmp_pyg.transforms.JointToBone` (``bone``), then
        :class:`~tcmp_pyg.transforms.JointToMotion` (``motion``), appended as
        channels: ``x`` gets ``3 * (1 + bone) * (1 + motion)`` channels.
+
+    With ``val_fraction``, a stratified (per class), seeded share of the
+    *training* split becomes the validation split: it is never drawn from the
+    test split, so every choice made on it leaves the test split untouched.
+    It gets the test split's transforms (no augmentation).
 
     The motion (frame-to-frame velocity) channels make the small models learn
     much faster: on SBU fold 1 the compact ST-GCN reaches about 0.91 test
@@ -81,11 +91,16 @@ def dataset_splits(name: str, root: Optional[str] = None, *,
         motion (bool, optional): Append the motion stream.
             (default: :obj:`True`)
         bone (bool, optional): Append the bone stream. (default: :obj:`False`)
+        val_fraction (float, optional): Share of the training sequences held
+            out for validation, in ``(0, 1)``; at least one sequence per
+            class stays in training. (default: :obj:`None`, no validation)
+        seed (int, optional): Seed of the validation draw. (default: :obj:`0`)
         **options: Further options of the dataset class (e.g. ``protocol``
             for UTKinect, ``num_samples`` for the synthetic set).
 
     Returns:
-        ``(train_dataset, test_dataset)``.
+        ``(train_dataset, test_dataset)``, or ``(train_dataset, val_dataset,
+        test_dataset)`` with ``val_fraction``.
 
     Example::
 
@@ -102,6 +117,9 @@ def dataset_splits(name: str, root: Optional[str] = None, *,
         raise ValueError(f"Option(s) {', '.join(repr(u) for u in unknown)} do "
                          f"not apply to dataset '{name}' (it takes "
                          f"{', '.join(accepted)})")
+    if val_fraction is not None and not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"Expected 'val_fraction' in (0, 1) (got "
+                         f"{val_fraction})")
     if rotation < 0:
         raise ValueError(f"Expected 'rotation' >= 0 degrees (got {rotation})")
     if root is None:
@@ -127,7 +145,41 @@ def dataset_splits(name: str, root: Optional[str] = None, *,
         streams.append(JointToMotion(cat=True))
     train_ds.transform = _compose(before + normalize + augmentation + streams)
     test_ds.transform = _compose(normalize + streams)
-    return train_ds, test_ds
+    if val_fraction is None:
+        return train_ds, test_ds
+    train_idx, val_idx = stratified_split(train_ds.meta('y').numpy(),
+                                          val_fraction, seed)
+    val_ds = train_ds.index_select(val_idx.tolist())
+    val_ds.transform = test_ds.transform
+    train_ds = train_ds.index_select(train_idx.tolist())
+    return train_ds, val_ds, test_ds
+
+
+def stratified_split(labels: np.ndarray, fraction: float,
+                     seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+    r"""Positions ``(kept, held_out)`` of a seeded, per-class split of
+    ``labels``: each class gives ``round(fraction * count)`` sequences to the
+    held-out part, but always keeps at least one.
+
+    Args:
+        labels (np.ndarray): ``[N]`` integer labels.
+        fraction (float): Share held out, in ``(0, 1)``.
+        seed (int, optional): Seed of the draw. (default: :obj:`0`)
+
+    Returns:
+        Two sorted ``int64`` arrays of positions into ``labels``.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"Expected 'fraction' in (0, 1) (got {fraction})")
+    rng = np.random.default_rng(seed)
+    held: List[np.ndarray] = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        n = min(int(round(fraction * len(members))), len(members) - 1)
+        held.append(rng.permutation(members)[:n])
+    out = np.sort(np.concatenate(held)) if held else np.zeros(0, np.int64)
+    keep = np.setdiff1d(np.arange(len(labels)), out)
+    return keep.astype(np.int64), out.astype(np.int64)
 
 
 def _compose(transforms: List[Callable]) -> Optional[Callable]:

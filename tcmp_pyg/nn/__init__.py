@@ -5,9 +5,10 @@ from tcmp_pyg.nn.models import (MODEL_NAMES, AttentionGCN, STGCN, STGCNBlock,
                                  build_model, model_from_config)
 from tcmp_pyg.nn.prunable import (ChannelFlow, ChannelGate, FlowModel,
                                   PrunableModule, masked_weight, prunable_weights)
+from tcmp_pyg.nn.trajectory import AttentionBlock, TrajectoryGCN
 
 __all__ = [
-    'MODEL_NAMES', 'AttentionGCN', 'build_model', 'model_from_config', 'ChannelFlow', 'ChannelGate', 'FlowModel', 'Linear',
+    'MODEL_NAMES', 'AttentionBlock', 'AttentionGCN', 'TrajectoryGCN', 'build_model', 'model_from_config', 'ChannelFlow', 'ChannelGate', 'FlowModel', 'Linear',
     'PrunableModule', 'STGCN', 'STGCNBlock', 'STGraphConv', 'TemporalConv',
     'masked_weight', 'prunable_weights', 'spatial_partitions',
 ]

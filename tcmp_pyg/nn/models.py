@@ -360,7 +360,7 @@ class AttentionGCN(_SkeletonModel):
                 f"layout='{self.layout.name}', heads={self.heads})")
 
 
-MODEL_NAMES = ('stgcn', 'stgcn-compact', 'attention-gcn')
+MODEL_NAMES = ('stgcn', 'stgcn-compact', 'attention-gcn', 'sahbi-gcn')
 COMPACT_CHANNELS = (32, 32, 64, 64)
 
 
@@ -374,6 +374,9 @@ def build_model(name: str, in_channels: int, num_classes: int,
       training.
     - ``'attention-gcn'``: :class:`AttentionGCN` with its defaults (needs
       ``num_frames``).
+    - ``'sahbi-gcn'``: :class:`~tcmp_pyg.nn.TrajectoryGCN` with its defaults
+      (three attention blocks of 4 heads x 8 filters, the TCMP papers'
+      baseline family; needs ``num_frames``).
     """
     if name == 'stgcn':
         return STGCN(in_channels, num_classes, layout)
@@ -382,13 +385,18 @@ def build_model(name: str, in_channels: int, num_classes: int,
                      dropout=0.2)
     if name == 'attention-gcn':
         return AttentionGCN(in_channels, num_classes, layout, num_frames=num_frames)
+    if name == 'sahbi-gcn':
+        from tcmp_pyg.nn.trajectory import TrajectoryGCN
+        return TrajectoryGCN(in_channels, num_classes, layout, num_frames=num_frames)
     raise ValueError(f"Unknown model '{name}' (expected one of {MODEL_NAMES})")
 
 
 def model_from_config(class_name: str, config: Dict[str, Any]) -> _SkeletonModel:
     """Rebuilds a model from its class name and :meth:`config` (checkpoints)."""
     from tcmp_pyg.nn.compact import CompactAttentionGCN, CompactSTGCN
+    from tcmp_pyg.nn.trajectory import TrajectoryGCN
     classes = {'STGCN': STGCN, 'AttentionGCN': AttentionGCN,
+               'TrajectoryGCN': TrajectoryGCN,
                'CompactSTGCN': CompactSTGCN,
                'CompactAttentionGCN': CompactAttentionGCN}
     if class_name not in classes:

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from torch_geometric.loader import DataLoader
 
 from tcmp_pyg.datasets import SBUKinectInteraction
-from tcmp_pyg.datasets.sbu import SBU_CLASSES, SBU_FOLDS, read_sbu_file
+from tcmp_pyg.datasets.sbu import (SBU_CLASSES, SBU_FOLDS, read_sbu_file,
+                                   sbu_to_metres)
 from tcmp_pyg.transforms import resample_frames
 
 # Measured on the real clean SBU set (282 sequences).
@@ -30,7 +31,8 @@ def test_small_tree_values_and_metadata(sbu_small):
     assert sorted(all_sources) == sorted(written)
     assert len(ds) == sum(s.split('/')[0] in SBU_FOLDS[0] for s in written)
     data = ds[0]
-    coords = torch.tensor(written[data.source], dtype=torch.float32)
+    coords = torch.tensor(sbu_to_metres(np.asarray(written[data.source],
+                                                    dtype=np.float32)))
     T = coords.size(0)
     expected = resample_frames(coords, 12, dim=0).reshape(12, 30, 3).transpose(0, 1)
     assert data.x.shape == (30, 12, 3)
@@ -41,6 +43,26 @@ def test_small_tree_values_and_metadata(sbu_small):
     assert data.fold.item() == 1
     assert data.edge_index.shape == (2, 2 * 14 * 2)
     assert repr(ds) == f'SBUKinectInteraction({len(ds)})'
+
+
+def test_metres_follow_the_readme_formulas(sbu_small):
+    # X = 1280 - 2560 x, Y = 960 - 1920 y, Z = 10000 z / 7.8125 (millimetres)
+    coords = np.array([[0.5, 0.5, 1.0], [0.0, 1.0, 7.8125]], dtype=np.float32)
+    expected = np.array([[0.0, 0.0, 1.28], [1.28, -0.96, 10.0]])
+    assert np.allclose(sbu_to_metres(coords), expected, atol=1e-6)
+    assert sbu_to_metres(coords).dtype == np.float32
+
+    root, written = sbu_small
+    metres = SBUKinectInteraction(root, fold=1, split='test', num_frames=12)
+    stored = SBUKinectInteraction(root, fold=1, split='test', num_frames=12,
+                                  units='normalized')
+    assert processed_files(root) == ['sbu_T12_m_v1.pt', 'sbu_T12_v1.pt']
+    for a, b in zip(metres, stored):
+        assert a.source == b.source
+        xyz = torch.from_numpy(sbu_to_metres(b.x.numpy()))
+        assert torch.allclose(a.x, xyz, atol=1e-6)
+    with pytest.raises(ValueError, match="units"):
+        SBUKinectInteraction(root, units='mm')
 
 
 def test_folds_partition_the_sets(sbu_small):
@@ -58,9 +80,9 @@ def test_folds_partition_the_sets(sbu_small):
 def test_num_frames_is_part_of_the_processed_name(sbu_small):
     root, _ = sbu_small
     a = SBUKinectInteraction(root, num_frames=8)
-    assert processed_files(root) == ['sbu_T8_v1.pt']
+    assert processed_files(root) == ['sbu_T8_m_v1.pt']
     b = SBUKinectInteraction(root, num_frames=16)
-    assert processed_files(root) == ['sbu_T16_v1.pt', 'sbu_T8_v1.pt']
+    assert processed_files(root) == ['sbu_T16_m_v1.pt', 'sbu_T8_m_v1.pt']
     assert a[0].x.size(1) == 8 and b[0].x.size(1) == 16
     # A pre_transform is a processing option too.
     c = SBUKinectInteraction(root, num_frames=8,
@@ -91,7 +113,7 @@ def test_failed_processing_leaves_no_processed_file(sbu_small):
 def test_corrupt_processed_file_says_what_to_delete(sbu_small):
     root, _ = sbu_small
     SBUKinectInteraction(root, num_frames=8)
-    (root / 'processed' / 'sbu_T8_v1.pt').write_bytes(b'not a torch file')
+    (root / 'processed' / 'sbu_T8_m_v1.pt').write_bytes(b'not a torch file')
     with pytest.raises(RuntimeError, match=r"stale or corrupt: delete '.*processed'"):
         SBUKinectInteraction(root, num_frames=8)
     assert len(SBUKinectInteraction(root, num_frames=8, force_reload=True)) > 0

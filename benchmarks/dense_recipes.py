@@ -1,0 +1,171 @@
+"""Choose a dense recipe on validation, then report it on the test folds.
+
+Every candidate recipe (data options, model, optimiser) is trained on the
+training folds minus a stratified validation share (``--val-fraction``) for
+each (fold, seed); the *validation* accuracy of the last epoch ranks the
+recipes. ``--final`` trains the named recipes on the whole training folds and
+reports the last-epoch *test* accuracy over (fold, seed), with a 95 % t
+interval. Results are appended to a CSV (one row per run), so an interrupted
+run resumes where it stopped.
+
+    python benchmarks/dense_recipes.py --root datasets/sbu --out recipes.csv \\
+        --recipes sahbi sahbi-noaug --folds 1 2 3 4 5 --seeds 0 1
+    python benchmarks/dense_recipes.py --root datasets/sbu --out final.csv \\
+        --recipes sahbi --folds 1 2 3 4 5 --seeds 0 1 2 --final
+
+Ends with ``RESULT recipe=mean ...`` (validation accuracy, or test accuracy
+with ``--final``).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import os.path as osp
+import time
+from multiprocessing import get_context
+from typing import Any, Dict, List, Tuple
+
+# Each recipe: dataset_splits options, a model (a preset name or
+# TrajectoryGCN arguments) and TrainConfig settings.
+ADAM = dict(optimizer='adamw', lr=1e-3, weight_decay=1e-4, warmup=5.0)
+SAHBI = dict(cls='TrajectoryGCN', channels=(8, 8, 8), heads=4,
+             hidden_channels=64, dropout=0.5)
+RECIPES: Dict[str, Dict[str, Any]] = {
+    # The TCMP papers' family as described: no augmentation, Adam.
+    'sahbi': dict(data=dict(augment=False), model=SAHBI,
+                  train=dict(epochs=100, **ADAM)),
+    'sahbi-norm': dict(data=dict(augment=False, units='normalized'),
+                       model=SAHBI, train=dict(epochs=100, **ADAM)),
+    'sahbi-rot': dict(data=dict(rotation=10.0), model=SAHBI,
+                      train=dict(epochs=100, **ADAM)),
+    'sahbi-swap': dict(data=dict(augment=True, rotation=0.0, swap_bodies=True),
+                       model=SAHBI, train=dict(epochs=100, **ADAM)),
+    'sahbi-rot-swap': dict(data=dict(rotation=10.0, swap_bodies=True),
+                           model=SAHBI, train=dict(epochs=100, **ADAM)),
+    'sahbi-nomotion': dict(data=dict(augment=False, motion=False), model=SAHBI,
+                           train=dict(epochs=100, **ADAM)),
+    'sahbi-300': dict(data=dict(augment=False), model=SAHBI,
+                      train=dict(epochs=300, **ADAM)),
+    'sahbi-1block': dict(data=dict(augment=False),
+                         model={**SAHBI, 'channels': (8,)},
+                         train=dict(epochs=100, **ADAM)),
+    'sahbi-wide': dict(data=dict(augment=False),
+                       model={**SAHBI, 'channels': (16, 16, 16),
+                              'hidden_channels': 128},
+                       train=dict(epochs=100, **ADAM)),
+    'stgcn-compact': dict(data=dict(swap_bodies=True),
+                          model=dict(cls='preset', name='stgcn-compact'),
+                          train=dict(epochs=100)),
+}
+COLUMNS = ('recipe', 'fold', 'seed', 'final', 'val_accuracy', 'test_accuracy',
+           'params', 'train_time_s')
+
+
+def run_one(job: Tuple[str, int, int, bool, str, float]) -> Dict[str, Any]:
+    import torch
+
+    from tcmp_pyg.datasets import dataset_splits
+    from tcmp_pyg.nn import TrajectoryGCN, build_model
+    from tcmp_pyg.train import TrainConfig, seed_everything, train
+
+    name, fold, seed, final, root, val_fraction = job
+    torch.set_num_threads(1)
+    recipe = RECIPES[name]
+    data = dict(recipe['data'])
+    if final:
+        train_ds, test_ds = dataset_splits('sbu', root, fold=fold, **data)
+        val_ds = None
+    else:
+        train_ds, val_ds, test_ds = dataset_splits(
+            'sbu', root, fold=fold, val_fraction=val_fraction, seed=seed, **data)
+    sample = train_ds[0]
+    seed_everything(seed)
+    spec = dict(recipe['model'])
+    cls = spec.pop('cls')
+    if cls == 'preset':
+        model = build_model(spec['name'], sample.x.size(-1), 8, train_ds.layout,
+                            num_frames=sample.x.size(1))
+    else:
+        model = TrajectoryGCN(sample.x.size(-1), 8, train_ds.layout,
+                              num_frames=sample.x.size(1), **spec)
+    config = TrainConfig(seed=seed, progress=False, **recipe['train'])
+    result = train(model, train_ds, test_ds, config, val_dataset=val_ds)
+    return dict(recipe=name, fold=fold, seed=seed, final=int(final),
+                val_accuracy='' if val_ds is None else f'{result.val_accuracy:.4f}',
+                test_accuracy=f'{result.test_accuracy:.4f}',
+                params=sum(p.numel() for p in model.parameters()),
+                train_time_s=f'{result.train_time_s:.1f}')
+
+
+def mean_interval(values: List[float]) -> Tuple[float, float]:
+    """Mean and half-width of the 95 % t interval."""
+    from scipy import stats
+    import numpy as np
+    v = np.asarray(values, dtype=float)
+    if len(v) < 2:
+        return float(v.mean()), float('nan')
+    half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+    return float(v.mean()), float(half)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--root', required=True, help='SBU root holding raw/')
+    parser.add_argument('--out', required=True, help='results CSV (appended)')
+    parser.add_argument('--recipes', nargs='+', default=list(RECIPES),
+                        choices=list(RECIPES))
+    parser.add_argument('--folds', nargs='+', type=int, default=[1, 2, 3, 4, 5])
+    parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1])
+    parser.add_argument('--val-fraction', type=float, default=0.2)
+    parser.add_argument('--final', action='store_true',
+                        help='train on the whole training folds, report test')
+    parser.add_argument('--jobs', type=int, default=2)
+    args = parser.parse_args()
+
+    from tcmp_pyg.datasets import dataset_splits
+    for units in ('metres', 'normalized'):  # process once, before the workers
+        dataset_splits('sbu', args.root, fold=1, units=units)
+
+    done = set()
+    if osp.exists(args.out):
+        with open(args.out) as f:
+            done = {(r['recipe'], int(r['fold']), int(r['seed']), int(r['final']))
+                    for r in csv.DictReader(f)}
+    jobs = [(r, f, s, args.final, args.root, args.val_fraction)
+            for r in args.recipes for f in args.folds for s in args.seeds
+            if (r, f, s, int(args.final)) not in done]
+    new = not osp.exists(args.out)
+    start = time.perf_counter()
+    with open(args.out, 'a', newline='') as f, \
+            get_context('spawn').Pool(args.jobs) as pool:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        if new:
+            writer.writeheader()
+        for row in pool.imap_unordered(run_one, jobs):
+            writer.writerow(row)
+            f.flush()
+            print(row, flush=True)
+    print(f'{len(jobs)} runs in {time.perf_counter() - start:.0f} s')
+
+    with open(args.out) as f:
+        rows = [r for r in csv.DictReader(f) if int(r['final']) == int(args.final)
+                and r['recipe'] in args.recipes]
+    key = 'test_accuracy' if args.final else 'val_accuracy'
+    print(f"| recipe | n | {key} (mean ± 95 % interval) | params | s/run |")
+    print('| --- | --- | --- | --- | --- |')
+    summary = []
+    for name in args.recipes:
+        mine = [r for r in rows if r['recipe'] == name]
+        if not mine:
+            continue
+        m, h = mean_interval([float(r[key]) for r in mine])
+        t = sum(float(r['train_time_s']) for r in mine) / len(mine)
+        print(f"| {name} | {len(mine)} | {100 * m:.1f} ± {100 * h:.1f} % | "
+              f"{mine[0]['params']} | {t:.0f} |")
+        summary.append(f'{name}={m:.4f}')
+    print('RESULT ' + ' '.join(summary))
+
+
+if __name__ == '__main__':
+    main()
