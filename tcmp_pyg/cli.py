@@ -187,6 +187,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     data.add_argument('--swap-bodies', action='store_true',
                       help='augmentation: random order of the persons of '
                            'multi-body layouts (SBU, NTU)')
+    data.add_argument('--crop', type=float, default=None,
+                      help='augmentation: random temporal window of at least '
+                           'this share of the frames, resampled (e.g. 0.7)')
     data.add_argument('--no-augment', action='store_true',
                       help='train without augmentation')
     data.add_argument('--no-motion', action='store_true',
@@ -334,6 +337,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                                     augment=not args.no_augment,
                                     rotation=rotation,
                                     swap_bodies=args.swap_bodies,
+                                    crop=args.crop,
                                     val_fraction=args.val_fraction,
                                     seed=args.seed, **streams, **options)
         train_ds, val_ds, test_ds = (splits if len(splits) == 3 else
@@ -364,7 +368,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         meta = dict(dataset=args.dataset, root=root, options=options,
                     center=True, **streams, augment=not args.no_augment,
                     rotation=rotation, swap_bodies=args.swap_bodies,
-                    val_fraction=args.val_fraction,
+                    crop=args.crop, val_fraction=args.val_fraction,
                     class_names=list(train_ds.class_names),
                     model_name=args.model,
                     args={k: v for k, v in vars(args).items() if k != 'func'})

@@ -338,3 +338,41 @@ class TemporalResample(BaseTransform):
     def __repr__(self) -> str:
         return f'{type(self).__name__}({self.num_frames})'
 
+
+
+class RandomTemporalCrop(BaseTransform):
+    r"""Crops a random window of a sequence and resamples it back to its
+    length (augmentation: where the action starts and how fast it unfolds).
+
+    The window covers a share of the frames drawn uniformly from
+    ``[min_fraction, 1]`` and starts at a uniform position.
+
+    Args:
+        min_fraction (float): The shortest window, as a share of the frames,
+            in ``(0, 1]``.
+        generator (torch.Generator, optional): Source of randomness.
+            (default: :obj:`None`, the global RNG)
+    """
+    def __init__(self, min_fraction: float = 0.8,
+                 generator: Optional[torch.Generator] = None) -> None:
+        if not 0.0 < min_fraction <= 1.0:
+            raise ValueError(f"Expected 'min_fraction' in (0, 1] (got "
+                             f"{min_fraction})")
+        self.min_fraction = float(min_fraction)
+        self.generator = generator
+
+    def forward(self, data: Data) -> Data:
+        x = data.x
+        if x.dim() != 3:
+            raise ValueError(f"{type(self).__name__}: expected 'x' of shape "
+                             f"[N, T, C] (got {tuple(x.shape)})")
+        T = x.size(1)
+        u = torch.rand(2, generator=self.generator, dtype=torch.float64)
+        share = self.min_fraction + (1.0 - self.min_fraction) * float(u[0])
+        length = max(2, min(T, round(share * T)))
+        start = int(float(u[1]) * (T - length + 1))
+        data.x = resample_frames(x[:, start:start + length], T, dim=1)
+        return data
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(min_fraction={self.min_fraction})'

@@ -9,7 +9,8 @@ from torch_geometric.transforms import BaseTransform, Compose
 
 from tcmp_pyg.layouts import get_layout
 from tcmp_pyg.transforms import (CenterJoint, JointToBone, JointToMotion,
-                                 RandomBodySwap, RandomRotation3D, ScaleNormalize,
+                                 RandomBodySwap, RandomRotation3D,
+                                 RandomTemporalCrop, ScaleNormalize,
                                  TemporalResample, bone_parents,
                                  resample_frames, rotation_matrix)
 
@@ -229,3 +230,28 @@ def test_transforms_on_a_real_layout_batch_shape():
                          RandomRotation3D(10, generator=torch.Generator().manual_seed(0)),
                          JointToBone(ntu)])
     assert transform(data).x.shape == (50, 4, 3)
+
+
+def test_random_temporal_crop_is_a_resampled_window():
+    T = 20
+    ramp = torch.arange(T, dtype=torch.float32).view(1, T, 1).expand(3, T, 2)
+    seen = set()
+    for seed in range(30):
+        g = torch.Generator().manual_seed(seed)
+        out = RandomTemporalCrop(0.5, generator=g)(Data(x=ramp.clone())).x
+        assert out.shape == ramp.shape
+        first, last = float(out[0, 0, 0]), float(out[0, -1, 0])
+        # A window of the ramp, stretched over T frames: linear, increasing.
+        assert 0 <= first < last <= T - 1
+        assert last - first + 1 >= 0.5 * T - 1
+        steps = out[0, 1:, 0] - out[0, :-1, 0]
+        assert torch.allclose(steps, steps[0].expand_as(steps), atol=1e-4)
+        seen.add((round(first, 3), round(last, 3)))
+    assert len(seen) > 10  # random start and length
+    again = RandomTemporalCrop(0.5, generator=torch.Generator().manual_seed(3))
+    other = RandomTemporalCrop(0.5, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(again(Data(x=ramp.clone())).x, other(Data(x=ramp.clone())).x)
+    full = RandomTemporalCrop(1.0)(Data(x=ramp.clone())).x
+    assert torch.equal(full, ramp)
+    with pytest.raises(ValueError, match=r"'min_fraction' in \(0, 1\]"):
+        RandomTemporalCrop(0.0)

@@ -12,7 +12,8 @@ from torch_geometric.transforms import Compose
 from tcmp_pyg.datasets import DATASETS
 from tcmp_pyg.datasets.base import SkeletonDataset
 from tcmp_pyg.transforms import (CenterJoint, JointToBone, JointToMotion,
-                                 RandomBodySwap, RandomRotation3D)
+                                 RandomBodySwap, RandomRotation3D,
+                                 RandomTemporalCrop)
 
 # Small rotations about every axis, as the camera viewpoint varies a little
 # between recordings (on SBU fold 1, 10 degrees gained about 5 points over
@@ -37,7 +38,7 @@ def dataset_options(name: str) -> List[str]:
 def dataset_splits(name: str, root: Optional[str] = None, *,
                    fold: Optional[int] = None, num_frames: Optional[int] = None,
                    augment: bool = True, rotation: float = DEFAULT_ROTATION,
-                   swap_bodies: bool = False,
+                   swap_bodies: bool = False, crop: Optional[float] = None,
                    center: bool = True, motion: bool = True, bone: bool = False,
                    val_fraction: Optional[float] = None, seed: int = 0,
                    **options: Any
@@ -57,7 +58,8 @@ def dataset_splits(name: str, root: Optional[str] = None, *,
        first frame at the origin, so that rotations turn the skeletons about
        themselves;
     3. training split only: :class:`~tcmp_pyg.transforms.RandomRotation3D`,
-       drawn from the global torch RNG (seeded by the training loop);
+       drawn from the global torch RNG (seeded by the training loop), and
+       with ``crop`` :class:`~tcmp_pyg.transforms.RandomTemporalCrop`;
     4. :class:`~tcmp_pyg.transforms.JointToBone` (``bone``), then
        :class:`~tcmp_pyg.transforms.JointToMotion` (``motion``), appended as
        channels: ``x`` gets ``3 * (1 + bone) * (1 + motion)`` channels.
@@ -86,6 +88,9 @@ def dataset_splits(name: str, root: Optional[str] = None, *,
             degrees. (default: :obj:`10.0`)
         swap_bodies (bool, optional): Augment with a random order of the
             bodies (layouts of several bodies only). (default: :obj:`False`)
+        crop (float, optional): Augment with a random temporal window of at
+            least this share of the frames, resampled to the full length.
+            (default: :obj:`None`, no crop)
         center (bool, optional): Centre the skeletons (both splits).
             (default: :obj:`True`)
         motion (bool, optional): Append the motion stream.
@@ -138,6 +143,8 @@ def dataset_splits(name: str, root: Optional[str] = None, *,
     augmentation: List[Callable] = []
     if augment and rotation > 0:
         augmentation.append(RandomRotation3D(rotation))
+    if augment and crop is not None:
+        augmentation.append(RandomTemporalCrop(crop))
     streams: List[Callable] = []
     if bone:
         streams.append(JointToBone(train_ds.layout, cat=True))

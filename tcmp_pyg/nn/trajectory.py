@@ -120,6 +120,9 @@ class TrajectoryGCN(_SkeletonModel):
             (default: :obj:`64`)
         dropout (float, optional): Dropout before the classifier.
             (default: :obj:`0.5`)
+        pool (str, optional): :obj:`'flatten'` (the fully connected layer
+            sees every node, as in the papers) or :obj:`'mean'` (it sees the
+            mean over nodes: far fewer weights). (default: :obj:`'flatten'`)
 
     Shapes:
         - **input:** a batch with ``x`` :math:`(B \cdot M \cdot V, T, C)`
@@ -128,7 +131,7 @@ class TrajectoryGCN(_SkeletonModel):
     def __init__(self, in_channels: int, num_classes: int, layout: LayoutLike, *,
                  num_frames: int = 32, channels: Sequence[int] = (8, 8, 8),
                  heads: int = 4, hidden_channels: int = 64,
-                 dropout: float = 0.5) -> None:
+                 dropout: float = 0.5, pool: str = 'flatten') -> None:
         super().__init__()
         self.in_channels = in_channels
         self.num_classes = num_classes
@@ -144,6 +147,10 @@ class TrajectoryGCN(_SkeletonModel):
                              f"{list(self.channels)}, heads={heads})")
         if num_classes < 1:
             raise ValueError(f"Expected 'num_classes' >= 1 (got {num_classes})")
+        if pool not in ('flatten', 'mean'):
+            raise ValueError(f"Expected 'pool' to be 'flatten' or 'mean' (got "
+                             f"{pool!r})")
+        self.pool = pool
         V = self.layout.num_nodes
         self.data_bn = nn.BatchNorm1d(V * in_channels)
         blocks = []
@@ -152,7 +159,8 @@ class TrajectoryGCN(_SkeletonModel):
             blocks.append(AttentionBlock(c_in, c, layout=self.layout, heads=heads))
             c_in = heads * c
         self.blocks = nn.ModuleList(blocks)
-        self.fc = Linear(c_in, hidden_channels, nodes=V)
+        self.fc = Linear(c_in, hidden_channels,
+                         nodes=V if pool == 'flatten' else None)
         self.fc_gate = ChannelGate(hidden_channels)
         self.dropout = nn.Dropout(dropout)
         self.classifier = Linear(hidden_channels, num_classes)
@@ -177,6 +185,8 @@ class TrajectoryGCN(_SkeletonModel):
         h = h.reshape(B, V, T * C)  # trajectories, frame-major
         for block in self.blocks:
             h = block(h)
+        if self.pool == 'mean':
+            h = h.mean(dim=1)
         h = self.fc_gate(F.relu(self.fc(h)))
         return self.classifier(self.dropout(h))
 
@@ -193,7 +203,8 @@ class TrajectoryGCN(_SkeletonModel):
         return dict(in_channels=self.in_channels, num_classes=self.num_classes,
                     layout=self.layout.to_dict(), num_frames=self.num_frames,
                     channels=list(self.channels), heads=self.heads,
-                    hidden_channels=self.hidden_channels, dropout=self.dropout_p)
+                    hidden_channels=self.hidden_channels, dropout=self.dropout_p,
+                    pool=self.pool)
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}({self.in_channels}, {self.num_classes}, '
