@@ -13,14 +13,14 @@ docstring, and the width, depth and recipe were chosen on validation splits
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tcmp_pyg.layouts import LayoutLike, get_layout
-from tcmp_pyg.nn.conv import Linear
+from tcmp_pyg.nn.conv import Linear, TemporalConv
 from tcmp_pyg.nn.models import _bn, _SkeletonModel
 from tcmp_pyg.nn.prunable import ChannelFlow, ChannelGate
 
@@ -49,27 +49,33 @@ class AttentionBlock(nn.Module):
         \mathbf{A}_h \mathbf{F} \mathbf{W}_h + \mathbf{b}\big)\big).
 
     Args:
-        in_channels (int): Features per node.
+        in_channels (int): Features per node (per frame with ``frames``).
         channels (int): Filters per head.
         layout (str or SkeletonLayout): The skeleton (nodes, initial
             attention).
         heads (int, optional): Attention heads. (default: :obj:`4`)
+        frames (int, optional): With a frame axis in the input, its length:
+            :math:`\mathbf{W}` then maps every (frame, channel) pair, the
+            frames being a kernel axis of the prunable weight.
+            (default: :obj:`None`)
 
     Shapes:
-        - **input:** :math:`(B, V, C_{in})`
+        - **input:** :math:`(B, V, C_{in})`, or :math:`(B, V,
+          \mathrm{frames}, C_{in})`
         - **output:** :math:`(B, V, \mathrm{heads} \cdot \mathrm{channels})`
     """
     def __init__(self, in_channels: int, channels: int, *, layout: LayoutLike,
-                 heads: int = 4) -> None:
+                 heads: int = 4, frames: Optional[int] = None) -> None:
         super().__init__()
         self.in_channels = in_channels
         self.channels = channels
         self.heads = heads
+        self.frames = frames
         self.layout = get_layout(layout)
         width = heads * channels
         self.attention = nn.Parameter(torch.empty(heads, self.layout.num_nodes,
                                                   self.layout.num_nodes))
-        self.conv = Linear(in_channels, width, bias=False)
+        self.conv = Linear(in_channels, width, nodes=frames, bias=False)
         self.bias = nn.Parameter(torch.zeros(width))
         self.bn = nn.BatchNorm1d(width)
         self.gate = ChannelGate(width)
@@ -84,8 +90,12 @@ class AttentionBlock(nn.Module):
             self.attention.copy_(logits + 0.1 * torch.randn_like(logits))
 
     def forward(self, x: Tensor) -> Tensor:
-        B, V, _ = x.shape
-        z = self.conv(x).view(B, V, self.heads, self.channels)
+        B, V = x.shape[:2]
+        if self.frames is not None:  # [B, V, F, C] -> [B * V, F, C]
+            z = self.conv(x.reshape(B * V, *x.shape[2:]))
+        else:
+            z = self.conv(x)
+        z = z.view(B, V, self.heads, self.channels)
         att = torch.softmax(self.attention, dim=-1)  # [H, V, V]
         z = torch.einsum('hij,bjhc->bihc', att, z).reshape(B, V, -1)
         return self.gate(F.relu(_bn(z + self.bias, self.bn)))
@@ -105,7 +115,11 @@ class TrajectoryGCN(_SkeletonModel):
 
     The input is first normalised per node and channel over samples and
     frames (``data_bn``, as in :class:`~tcmp_pyg.nn.STGCN`), which makes the
-    model indifferent to the coordinates' units.
+    model indifferent to the coordinates' units. With ``temporal_channels``
+    a prunable temporal convolution shared by all joints (BatchNorm, ReLU)
+    turns each trajectory into ``temporal_channels`` filtered, subsampled
+    signals before the first block: fewer, shared weights where the plain
+    model maps every frame with its own.
 
     Args:
         in_channels (int): Coordinates per joint (``C``).
@@ -120,6 +134,10 @@ class TrajectoryGCN(_SkeletonModel):
             (default: :obj:`64`)
         dropout (float, optional): Dropout before the classifier.
             (default: :obj:`0.5`)
+        temporal_channels (int, optional): Filters of the temporal front end.
+            (default: :obj:`None`, no front end)
+        temporal_kernel (int, optional): Its taps. (default: :obj:`9`)
+        temporal_stride (int, optional): Its stride. (default: :obj:`2`)
         pool (str, optional): :obj:`'flatten'` (the fully connected layer
             sees every node, as in the papers) or :obj:`'mean'` (it sees the
             mean over nodes: far fewer weights). (default: :obj:`'flatten'`)
@@ -131,7 +149,9 @@ class TrajectoryGCN(_SkeletonModel):
     def __init__(self, in_channels: int, num_classes: int, layout: LayoutLike, *,
                  num_frames: int = 32, channels: Sequence[int] = (8, 8, 8),
                  heads: int = 4, hidden_channels: int = 64,
-                 dropout: float = 0.5, pool: str = 'flatten') -> None:
+                 dropout: float = 0.5, pool: str = 'flatten',
+                 temporal_channels: Optional[int] = None,
+                 temporal_kernel: int = 9, temporal_stride: int = 2) -> None:
         super().__init__()
         self.in_channels = in_channels
         self.num_classes = num_classes
@@ -151,13 +171,26 @@ class TrajectoryGCN(_SkeletonModel):
             raise ValueError(f"Expected 'pool' to be 'flatten' or 'mean' (got "
                              f"{pool!r})")
         self.pool = pool
+        self.temporal_channels = temporal_channels
+        self.temporal_kernel = temporal_kernel
+        self.temporal_stride = temporal_stride
         V = self.layout.num_nodes
         self.data_bn = nn.BatchNorm1d(V * in_channels)
-        blocks = []
+        self.tcn: Optional[TemporalConv] = None
+        frames: Optional[int] = None
         c_in = num_frames * in_channels
+        if temporal_channels is not None:
+            self.tcn = TemporalConv(in_channels, temporal_channels,
+                                    temporal_kernel, stride=temporal_stride)
+            self.tcn_bn = nn.BatchNorm1d(temporal_channels)
+            self.tcn_gate = ChannelGate(temporal_channels)
+            frames = -(-num_frames // temporal_stride)
+            c_in = temporal_channels
+        blocks = []
         for c in self.channels:
-            blocks.append(AttentionBlock(c_in, c, layout=self.layout, heads=heads))
-            c_in = heads * c
+            blocks.append(AttentionBlock(c_in, c, layout=self.layout, heads=heads,
+                                         frames=frames))
+            c_in, frames = heads * c, None
         self.blocks = nn.ModuleList(blocks)
         self.fc = Linear(c_in, hidden_channels,
                          nodes=V if pool == 'flatten' else None)
@@ -182,7 +215,11 @@ class TrajectoryGCN(_SkeletonModel):
         N, T, C = x.shape
         h = x.view(B, V, T, C).permute(0, 1, 3, 2).reshape(B, V * C, T)
         h = self.data_bn(h).view(B, V, C, T).permute(0, 1, 3, 2)
-        h = h.reshape(B, V, T * C)  # trajectories, frame-major
+        if self.tcn is not None:  # [B * V, T', C'], then per node [T', C']
+            z = self.tcn(h.reshape(N, T, C))
+            h = self.tcn_gate(F.relu(_bn(z, self.tcn_bn))).view(B, V, *z.shape[1:])
+        else:
+            h = h.reshape(B, V, T * C)  # trajectories, frame-major
         for block in self.blocks:
             h = block(h)
         if self.pool == 'mean':
@@ -192,7 +229,11 @@ class TrajectoryGCN(_SkeletonModel):
 
     def channel_flow(self) -> ChannelFlow:
         flow = ChannelFlow()
-        node = flow.input('input', self.num_frames * self.in_channels)
+        if self.tcn is not None:
+            node = flow.input('input', self.in_channels)
+            node = flow.layer(node, self.tcn, 'tcn', self.tcn_gate)
+        else:
+            node = flow.input('input', self.num_frames * self.in_channels)
         for i, block in enumerate(self.blocks):
             node = flow.layer(node, block.conv, f'blocks.{i}.conv', block.gate)
         node = flow.layer(node, self.fc, 'fc', self.fc_gate)
@@ -204,7 +245,9 @@ class TrajectoryGCN(_SkeletonModel):
                     layout=self.layout.to_dict(), num_frames=self.num_frames,
                     channels=list(self.channels), heads=self.heads,
                     hidden_channels=self.hidden_channels, dropout=self.dropout_p,
-                    pool=self.pool)
+                    pool=self.pool, temporal_channels=self.temporal_channels,
+                    temporal_kernel=self.temporal_kernel,
+                    temporal_stride=self.temporal_stride)
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}({self.in_channels}, {self.num_classes}, '

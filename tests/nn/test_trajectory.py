@@ -30,9 +30,20 @@ def reference(model: TrajectoryGCN, batch: Batch) -> torch.Tensor:
     std = (bn.running_var + bn.eps).sqrt().view(V, C)
     x = (x - mean[:, None]) / std[:, None] * bn.weight.view(V, C)[:, None] + \
         bn.bias.view(V, C)[:, None]
-    h = x.reshape(B, V, T * C)
+    if model.tcn is None:
+        h = x.reshape(B, V, T * C)
+    else:  # a Conv1d over frames per node, then (frame, channel) features
+        tcn = model.tcn
+        z = F.conv1d(x.reshape(B * V, T, C).transpose(1, 2),
+                     tcn.weight * tcn.weight_mask, tcn.bias, stride=tcn.stride,
+                     padding=tcn.kernel_size // 2).transpose(1, 2)
+        bn = model.tcn_bn
+        z = F.relu((z - bn.running_mean) / (bn.running_var + bn.eps).sqrt()
+                   * bn.weight + bn.bias)
+        h = z.reshape(B, V, -1)
     for block in model.blocks:
         W = block.conv.weight * block.conv.weight_mask  # [H * c, in]
+        W = W.reshape(W.size(0), -1)  # a frame axis is flattened frame-major
         out = torch.zeros(B, V, block.heads * block.channels)
         for k in range(block.heads):
             A = torch.softmax(block.attention[k], dim=-1)
@@ -72,6 +83,38 @@ def test_matches_the_reference_and_shapes():
     assert torch.allclose(out, reference(model, batch), atol=1e-5)
     assert repr(model) == "TrajectoryGCN(3, 5, layout='sbu', blocks=2, heads=2)"
     assert repr(model.blocks[0]) == 'AttentionBlock(18, 8, heads=2)'
+
+
+def test_temporal_front_end_matches_the_reference():
+    torch.manual_seed(1)
+    model = TrajectoryGCN(3, 5, 'sbu', num_frames=7, channels=(4,), heads=2,
+                          hidden_channels=6, temporal_channels=5,
+                          temporal_kernel=3, temporal_stride=2)
+    batch = sequences(T=7)
+    trained_a_little(model, batch)
+    assert model.blocks[0].conv.weight.shape == (8, 4, 5)  # 4 = ceil(7 / 2)
+    assert torch.allclose(model(batch), reference(model, batch), atol=1e-5)
+    names = [layer.name for layer in connectivity(model).layers]
+    assert names == ['tcn', 'blocks.0.conv', 'fc', 'classifier']
+    rebuilt = model_from_config('TrajectoryGCN', model.config())
+    rebuilt.load_state_dict(model.state_dict())
+    assert torch.equal(rebuilt.eval()(batch), model(batch))
+
+
+def test_mean_pooling_has_a_small_classifier_head():
+    model = TrajectoryGCN(3, 5, 'sbu', num_frames=6, channels=(4,), heads=2,
+                          hidden_channels=6, pool='mean')
+    assert model.fc.weight.shape == (6, 8)
+    batch = sequences()
+    model.eval()
+    seen = {}
+    model.blocks[-1].register_forward_hook(lambda m, i, o: seen.update(h=o))
+    out = model(batch)
+    pooled = seen['h'].mean(dim=1)  # [B, V, 8] -> [B, 8]
+    expected = model.classifier(F.relu(model.fc(pooled)))
+    assert out.shape == (3, 5) and torch.allclose(out, expected, atol=1e-6)
+    with pytest.raises(ValueError, match="'pool' to be 'flatten' or 'mean'"):
+        TrajectoryGCN(3, 5, 'sbu', pool='max')
 
 
 def test_gradients_reach_every_parameter():
