@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch_geometric.data import Batch, Data
 
 from tcmp_pyg.layouts import get_layout
-from tcmp_pyg.nn import STGCN, build_model
+from tcmp_pyg.nn import STGCN, AttentionGCN, build_model
 
 
 def dense_adjacency(model: STGCN) -> torch.Tensor:
@@ -127,8 +127,53 @@ def main():
     throughput = 32 / t_train
     print(f'stgcn-compact training on SBU-shaped batches of 32: '
           f'{throughput:.0f} sequences/s')
+
+    # AttentionGCN at SBU's shape: its propagation as a PyG MessagePassing
+    # layer (fused, and message by message) against the dense einsum it
+    # replaced, same weights.
+    att = AttentionGCN(3, 8, sbu, num_frames=32)
+    prop = att.propagation
+
+    def attention_einsum(model, data):
+        B, V = data.num_graphs, model.layout.num_nodes
+        z = model.conv(data.x.reshape(B, V, -1)).view(B, V, model.heads, -1)
+        alpha = torch.softmax(model.attention, dim=-1)
+        z = torch.einsum('hij,bjhc->bihc', alpha, z).reshape(B, V, -1)
+        z = F.relu(F.batch_norm((z + model.conv_bias).reshape(-1, z.size(-1)),
+                                None, None, model.conv_bn.weight,
+                                model.conv_bn.bias, True)).view_as(z)
+        return model.fc2(F.relu(model.fc1(z)))
+
+    def attention_step(forward):
+        att.zero_grad(set_to_none=True)
+        F.cross_entropy(forward(), sbatch.y).backward()
+
+    att.eval()  # dropout off, so that the two forms can be compared
+    with torch.no_grad():
+        prop.fused = True
+        mp_out = att(sbatch)
+        prop.fused = False
+        scatter_out = att(sbatch)
+    print(f'AttentionGCN: max |fused - message by message| on logits (eval): '
+          f'{(mp_out - scatter_out).abs().max():.2e}')
+    att.train()
+    t_einsum = timed(lambda: attention_step(lambda: attention_einsum(att, sbatch)),
+                     args.repeats * 2)
+    prop.fused = True
+    t_fused = timed(lambda: attention_step(lambda: att(sbatch)), args.repeats * 2)
+    prop.fused = False
+    t_messages = timed(lambda: attention_step(lambda: att(sbatch)), args.repeats * 2)
+    prop.fused = True
+    print(f'AttentionGCN (SBU, batch 32, T=32), forward+backward per batch:')
+    print(f'  dense einsum            {t_einsum * 1e3:8.2f} ms')
+    print(f'  MessagePassing, fused   {t_fused * 1e3:8.2f} ms  '
+          f'ratio {t_fused / t_einsum:.2f}')
+    print(f'  MessagePassing, scatter {t_messages * 1e3:8.2f} ms  '
+          f'ratio {t_messages / t_einsum:.2f}')
     print(f'RESULT ratio_sparse_vs_dense={t_sparse / t_dense:.3f} '
           f'ratio_scatter_vs_dense={t_scatter / t_dense:.3f} '
+          f'ratio_attention_mp_vs_einsum={t_fused / t_einsum:.3f} '
+          f'ratio_attention_scatter_vs_einsum={t_messages / t_einsum:.3f} '
           f'dense_ms={t_dense * 1e3:.1f} sparse_ms={t_sparse * 1e3:.1f} '
           f'scatter_ms={t_scatter * 1e3:.1f} compact_train_seq_per_s={throughput:.0f}')
 

@@ -359,3 +359,95 @@ class Linear(PrunableModule):
     def __repr__(self) -> str:
         nodes = '' if self.nodes is None else f', nodes={self.nodes}'
         return f'{type(self).__name__}({self.in_channels}, {self.out_channels}{nodes})'
+
+
+class _Complete(NamedTuple):
+    index: Tensor  # [2, B * V * V] source, target nodes of every sample
+    pair: Tensor  # [B * V * V] target joint * V + source joint
+
+
+class AttentionPropagation(MessagePassing):
+    r"""Multi-head propagation over the complete graph of each sample's nodes,
+    with attention coefficients as edge weights: head :math:`h` of node
+    :math:`i` receives
+
+    .. math::
+        \mathbf{x}'_{i,h} = \sum_{j} \alpha_{h,ij} \, \mathbf{x}_{j,h},
+
+    where :math:`\boldsymbol{\alpha}_h \in \mathbb{R}^{V \times V}` (one per
+    head, shared by the samples of a batch) is given by the caller, e.g. a
+    row softmax of learned logits.
+
+    With ``fused=True`` (the default) message and aggregation are evaluated
+    together (:meth:`message_and_aggregate`): on a complete graph whose edge
+    weights every sample shares, the sum of the messages is one batched
+    matrix product, an order of magnitude faster than gathering and
+    scattering ``B * V * V`` messages. ``fused=False`` propagates the
+    messages of :meth:`message` over the edges ``j -> i`` of every pair of
+    nodes of a sample (self-loops included; built once per batch size and
+    cached). Both give the same result.
+
+    Args:
+        num_nodes (int): Nodes per sample (``V``).
+        heads (int): Attention heads.
+        fused (bool, optional): Fuse message and aggregation.
+            (default: :obj:`True`)
+
+    Shapes:
+        - **input:** node features :math:`(B \cdot V, H, C)`, coefficients
+          :math:`(H, V, V)` (``alpha[h, target, source]``)
+        - **output:** :math:`(B \cdot V, H, C)`
+    """
+    def __init__(self, num_nodes: int, heads: int, *, fused: bool = True) -> None:
+        super().__init__(aggr='add', node_dim=0)
+        self.num_nodes = num_nodes
+        self.heads = heads
+        self.fused = fused
+        self._cache: Dict[Tuple[int, str], _Complete] = {}
+
+    def forward(self, x: Tensor, alpha: Tensor) -> Tensor:
+        V, H = self.num_nodes, self.heads
+        if x.dim() != 3 or x.size(1) != H or x.size(0) % V:
+            raise ValueError(f"{self}: expected 'x' of shape [B * {V}, {H}, C] "
+                             f"(got {tuple(x.shape)})")
+        if alpha.shape != (H, V, V):
+            raise ValueError(f"{self}: expected 'alpha' of shape [{H}, {V}, {V}] "
+                             f"(got {tuple(alpha.shape)})")
+        if self.fused:
+            return self.message_and_aggregate(alpha, x)
+        g = self._graph(x.size(0), x.device)
+        weight = alpha.reshape(H, V * V)[:, g.pair].t()  # [E, H]
+        return self.propagate(g.index, x=x, edge_weight=weight)
+
+    def message(self, x_j: Tensor, edge_weight: Tensor) -> Tensor:
+        return edge_weight.unsqueeze(-1) * x_j
+
+    def message_and_aggregate(self, alpha: Tensor, x: Tensor) -> Tensor:
+        """The summed messages of every sample's complete graph as one
+        batched product with the ``[H, V, V]`` coefficients."""
+        N, H, C = x.shape
+        V = self.num_nodes
+        out = torch.einsum('hij,bjhc->bihc', alpha, x.view(N // V, V, H, C))
+        return out.reshape(N, H, C)
+
+    @torch.no_grad()
+    def _graph(self, N: int, device: torch.device) -> _Complete:
+        key = (N, str(device))
+        g = self._cache.get(key)
+        if g is not None:
+            return g
+        V = self.num_nodes
+        dst = torch.arange(N, device=device).repeat_interleave(V)
+        src = (dst // V) * V + torch.arange(V, device=device).repeat(N)
+        g = _Complete(torch.stack([src, dst]), (dst % V) * V + (src % V))
+        if len(self._cache) >= 8:  # a few batch sizes at most; drop the oldest
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[key] = g
+        return g
+
+    def _apply(self, fn, recurse=True):
+        self._cache.clear()  # cached graphs live on the old device
+        return super()._apply(fn, recurse)
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(nodes={self.num_nodes}, heads={self.heads})'

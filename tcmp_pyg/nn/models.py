@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tcmp_pyg.layouts import LayoutLike, SkeletonLayout, get_layout
-from tcmp_pyg.nn.conv import Linear, STGraphConv, TemporalConv
+from tcmp_pyg.nn.conv import (AttentionPropagation, Linear, STGraphConv,
+                              TemporalConv)
 from tcmp_pyg.nn.prunable import ChannelFlow, ChannelGate, FlowModel
 
 
@@ -299,6 +300,7 @@ class AttentionGCN(_SkeletonModel):
         width = heads * head_channels
 
         self.attention = nn.Parameter(torch.empty(heads, V, V))
+        self.propagation = AttentionPropagation(V, heads)
         self.conv = Linear(num_frames * in_channels, width, bias=False)
         self.conv_bias = nn.Parameter(torch.zeros(width))
         self.conv_bn = nn.BatchNorm1d(width)
@@ -333,9 +335,9 @@ class AttentionGCN(_SkeletonModel):
                              f"{self.num_frames}")
         B, V = num_graphs, self.layout.num_nodes
         f = x.reshape(B, V, -1)  # [B, V, T*C] trajectories
-        z = self.conv(f).view(B, V, self.heads, self.head_channels)
+        z = self.conv(f).view(B * V, self.heads, self.head_channels)
         att = torch.softmax(self.attention, dim=-1)  # [H, V, V]
-        z = torch.einsum('hij,bjhc->bihc', att, z).reshape(B, V, -1)
+        z = self.propagation(z, att).reshape(B, V, -1)
         z = z + self.conv_bias
         z = self.conv_gate(F.relu(_bn(z, self.conv_bn)))
         h = self.fc1_gate(F.relu(self.fc1(z)))

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tcmp_pyg.layouts import LayoutLike, get_layout
-from tcmp_pyg.nn.conv import Linear, TemporalConv
+from tcmp_pyg.nn.conv import AttentionPropagation, Linear, TemporalConv
 from tcmp_pyg.nn.models import _bn, _SkeletonModel
 from tcmp_pyg.nn.prunable import ChannelFlow, ChannelGate
 
@@ -76,6 +76,7 @@ class AttentionBlock(nn.Module):
         self.attention = nn.Parameter(torch.empty(heads, self.layout.num_nodes,
                                                   self.layout.num_nodes))
         self.conv = Linear(in_channels, width, nodes=frames, bias=False)
+        self.propagation = AttentionPropagation(self.layout.num_nodes, heads)
         self.bias = nn.Parameter(torch.zeros(width))
         self.bn = nn.BatchNorm1d(width)
         self.gate = ChannelGate(width)
@@ -95,9 +96,9 @@ class AttentionBlock(nn.Module):
             z = self.conv(x.reshape(B * V, *x.shape[2:]))
         else:
             z = self.conv(x)
-        z = z.view(B, V, self.heads, self.channels)
         att = torch.softmax(self.attention, dim=-1)  # [H, V, V]
-        z = torch.einsum('hij,bjhc->bihc', att, z).reshape(B, V, -1)
+        z = self.propagation(z.view(B * V, self.heads, self.channels), att)
+        z = z.view(B, V, -1)
         return self.gate(F.relu(_bn(z + self.bias, self.bn)))
 
     def __repr__(self) -> str:

@@ -128,8 +128,10 @@ def test_stgcn_matches_dense_reference(sparse, density, layout):
         grads = torch.autograd.grad(out.square().sum(), [x1] + list(model.parameters()))
         ref_grads = torch.autograd.grad(ref.square().sum(), [x2] + list(model.parameters()))
         assert torch.allclose(grads[0].view_as(x2), ref_grads[0], atol=1e-5)
+        # Weight gradients sum over every node and frame: float32 rounding
+        # differs by summation order (about 1e-5 of gradients near 0.4).
         for g, r in zip(grads[1:], ref_grads[1:]):
-            assert torch.allclose(g, r, atol=1e-5)
+            assert torch.allclose(g, r, atol=5e-5), (g - r).abs().max()
 
 
 def test_sparse_and_scatter_paths_agree_with_edge_importance():
