@@ -29,7 +29,7 @@ from tcmp_pyg.datasets.base import MAX_COORDINATE, check_coordinates
 from tcmp_pyg.datasets.fpha import read_fpha_skeleton
 from tcmp_pyg.datasets.msr import read_msr_file
 from tcmp_pyg.datasets.ntu import parse_ntu_skeleton
-from tcmp_pyg.datasets.sbu import SBU_FOLDS, read_sbu_file
+from tcmp_pyg.datasets.sbu import SBU_FOLDS, read_sbu_file, sbu_to_metres
 from tcmp_pyg.datasets.utkinect import read_utkinect_joints
 from tcmp_pyg.layouts import get_layout
 from tcmp_pyg.train import check_labels
@@ -79,7 +79,8 @@ def test_one_frame_sbu_sequence(sbu_small):
     assert data.length.item() == 1
     assert torch.equal(data.x, data.x[:, :1].expand(-1, 5, -1))
     assert torch.allclose(data.x[:, 0], torch.tensor(
-        written[source][0].reshape(30, 3), dtype=torch.float32), atol=1e-5)
+        sbu_to_metres(written[source][0].reshape(30, 3)), dtype=torch.float32),
+        atol=1e-5)
 
 
 def test_identical_frames_keep_the_order_of_first_appearance(tmp_path):
