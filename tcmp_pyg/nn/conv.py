@@ -428,7 +428,8 @@ class AttentionPropagation(MessagePassing):
         N, H, C = x.shape
         V = self.num_nodes
         out = torch.einsum('hij,bjhc->bihc', alpha, x.view(N // V, V, H, C))
-        return out.reshape(N, H, C)
+        # With one sample einsum returns a strided view; callers reshape freely.
+        return out.contiguous().view(N, H, C)
 
     @torch.no_grad()
     def _graph(self, N: int, device: torch.device) -> _Complete:

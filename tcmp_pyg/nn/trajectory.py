@@ -98,7 +98,7 @@ class AttentionBlock(nn.Module):
             z = self.conv(x)
         att = torch.softmax(self.attention, dim=-1)  # [H, V, V]
         z = self.propagation(z.view(B * V, self.heads, self.channels), att)
-        z = z.view(B, V, -1)
+        z = z.reshape(B, V, -1)  # the einsum may leave it strided
         return self.gate(F.relu(_bn(z + self.bias, self.bn)))
 
     def __repr__(self) -> str:

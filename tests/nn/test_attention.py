@@ -55,3 +55,12 @@ def test_bad_shapes():
         layer(torch.randn(4, 2, 5), torch.rand(2, 3, 3))
     with pytest.raises(ValueError, match=r"expected 'alpha' of shape \[2, 3, 3\]"):
         layer(torch.randn(6, 2, 5), torch.rand(1, 3, 3))
+
+
+def test_one_sample_gives_a_contiguous_output():
+    # einsum returns a strided view for a batch of one; models reshape it.
+    layer = AttentionPropagation(30, 4)
+    alpha = torch.softmax(torch.randn(4, 30, 30), dim=-1)
+    for B in (1, 2):
+        out = layer(torch.randn(B * 30, 4, 8), alpha)
+        assert out.is_contiguous() and out.shape == (B * 30, 4, 8)

@@ -85,6 +85,14 @@ def test_matches_the_reference_and_shapes():
     assert repr(model.blocks[0]) == 'AttentionBlock(18, 8, heads=2)'
 
 
+def test_batch_of_one_sequence():
+    model = TrajectoryGCN(3, 5, 'sbu', num_frames=6, channels=(4, 3), heads=2,
+                          hidden_channels=7).eval()
+    batch = sequences()
+    one = Batch.from_data_list([batch[0]])
+    assert torch.allclose(model(one), model(batch)[:1], atol=1e-5)
+
+
 def test_temporal_front_end_matches_the_reference():
     torch.manual_seed(1)
     model = TrajectoryGCN(3, 5, 'sbu', num_frames=7, channels=(4,), heads=2,
