@@ -129,9 +129,9 @@ def test_names_and_missing_list(tmp_path):
                                            'S001C002P006R001A008'}
 
 
-SAMPLES = [  # (setup, camera, subject, action)
+SAMPLES = [  # (setup, camera, subject, action); NTU-120 only from setup 18 on
     (1, 1, 1, 1), (1, 2, 3, 1), (2, 3, 2, 2), (2, 1, 4, 60),
-    (17, 2, 6, 3), (18, 1, 45, 2), (3, 1, 1, 61), (3, 2, 5, 120),
+    (17, 2, 6, 3), (18, 1, 45, 62), (19, 1, 1, 61), (21, 2, 5, 120),
 ]
 
 
@@ -178,7 +178,7 @@ def test_ntu120_benchmarks(ntu_small):
     assert sorted(xsub.meta('subject').tolist()) == [1, 1, 2, 4, 5, 45]
     xset = NTURGBD(ntu_small, variant='120', benchmark='xset', split='test',
                    num_frames=8)
-    assert sorted(xset.meta('setup').tolist()) == [1, 1, 3, 3, 17]
+    assert sorted(xset.meta('setup').tolist()) == [1, 1, 17, 19, 21]
     assert xset.meta('y').max().item() == 119 and len(xset.class_names) == 120
 
 
@@ -211,3 +211,23 @@ def test_parser_only_raises_clear_value_errors(data, corrupt, fuzz_dir):
     else:
         assert seq.shape[1:] == (2, 25, 3) and np.isfinite(seq).all()
         assert torch.from_numpy(seq).dtype == torch.float32
+
+
+@pytest.mark.parametrize('variant, name, match', [
+    ('60', 'S001C001P001R001A000', r'S001C001P001R001A000\.skeleton: action code '
+     r'A000 is outside NTU-60 \(expected A001-A060 in setups S001-S017\)'),
+    ('60', 'S003C001P001R001A061', r'A061 is outside NTU-60 \(expected A001-A060'),
+    ('120', 'S001C001P001R001A000', r'A000 is outside NTU-120 \(expected A001-A120 '
+     r'in setups S001-S032\)'),
+    ('120', 'S020C001P001R001A121', r'A121 is outside NTU-120'),
+    ('60', 'S020C001P001R001A121', r'A121 is outside NTU RGB\+D \(expected A001-A120\)'),
+    ('120', 'S033C001P001R001A001', r'setup code S033 is outside NTU RGB\+D'),
+])
+def test_action_code_outside_the_variant_is_refused(ntu_small, variant, name, match):
+    raw = ntu_small / 'raw' / 'nturgb+d_skeletons'
+    (raw / f'{name}.skeleton').write_text(ntu_text([[(A, np.ones((25, 3)))]]))
+    with pytest.raises(ValueError, match=match):
+        NTURGBD(ntu_small, variant=variant, num_frames=8, num_workers=0)
+    with pytest.raises(ValueError, match=r'action code A000 is outside'):
+        read_ntu_sample(NTUSample(str(raw / 'x.skeleton'),
+                                  'S001C001P001R001A000.skeleton', 8))
