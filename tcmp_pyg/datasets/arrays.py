@@ -25,6 +25,8 @@ from torch_geometric.data import Data
 
 from tcmp_pyg.datasets.base import (SkeletonDataset, atomic_save, check_choice,
                                     check_num_frames, skeleton_to_data)
+from tcmp_pyg.datasets.parsing import (collect_data_warnings,
+                                       issue_data_warnings)
 from tcmp_pyg.datasets.safe_pickle import safe_load_pickle
 from tcmp_pyg.layouts import LAYOUTS, LayoutLike, SkeletonLayout, get_layout
 
@@ -173,20 +175,24 @@ class ExternalSkeletonDataset(SkeletonDataset):
 
     def _build(self, pre_transform: Optional[Callable],
                pre_filter: Optional[Callable]) -> List[Data]:
-        data_list = self.read_data_list()
-        if pre_filter is not None:
-            data_list = [d for d in data_list if pre_filter(d)]
-        if pre_transform is not None:
-            data_list = [pre_transform(d) for d in data_list]
+        with collect_data_warnings() as notes:
+            data_list = self.read_data_list()
+            if pre_filter is not None:
+                data_list = [d for d in data_list if pre_filter(d)]
+            if pre_transform is not None:
+                data_list = [pre_transform(d) for d in data_list]
+        self._data_notes = notes
         if not data_list:
+            issue_data_warnings(notes)  # they may explain the error
             where = self.input_path or 'the arrays given'
             raise ValueError(f"{type(self).__name__}: no sequence left from "
                              f"{where} (after pre_filter)")
         return data_list
 
     def process(self) -> None:
-        atomic_save(self._build(self.pre_transform, self.pre_filter),
-                    self.processed_paths[0])
+        data_list = self._build(self.pre_transform, self.pre_filter)
+        self._write_notes(self._data_notes)  # before the data, see base
+        atomic_save(data_list, self.processed_paths[0])
 
     def load(self, path: str, data_cls: type = Data) -> None:
         if self._memory is not None:

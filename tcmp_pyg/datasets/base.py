@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import os.path as osp
 import re
@@ -17,7 +18,8 @@ from torch_geometric.data import Data, InMemoryDataset
 
 from tcmp_pyg.datasets.on_disk import (ON_DISK_THRESHOLD, OnDiskSamples,
                                        default_num_workers, save_on_disk)
-from tcmp_pyg.datasets.parsing import Line, where
+from tcmp_pyg.datasets.parsing import (Line, Note, collect_data_warnings,
+                                       issue_data_warnings, where)
 from tcmp_pyg.layouts import SkeletonLayout
 from tcmp_pyg.transforms import resample_frames
 
@@ -82,6 +84,20 @@ def atomic_save(data_list: Sequence[Data], path: str) -> None:
     os.close(fd)
     try:
         InMemoryDataset.save(list(data_list), tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Writes ``text`` to ``path`` via a temporary file and a rename."""
+    os.makedirs(osp.dirname(path) or '.', exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=osp.dirname(path) or '.', suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'w', encoding='utf-8') as f:
+            f.write(text)
         os.replace(tmp, path)
     except BaseException:
         if osp.exists(tmp):
@@ -194,6 +210,9 @@ class SkeletonDataset(InMemoryDataset):
     protocols: str = ''
     obtain: str = ''
     raw_layout: str = ''
+    # The data warnings of the processing (see DataWarning); None: not known
+    # yet (read from beside the processed file).
+    _data_notes: Optional[List[Note]] = None
 
     def __init__(self, root: str, transform: Optional[Callable] = None,
                  pre_transform: Optional[Callable] = None,
@@ -225,6 +244,10 @@ class SkeletonDataset(InMemoryDataset):
         keep = self.split_mask()
         if keep is not None:
             self._indices = torch.nonzero(keep).view(-1).tolist()
+        # Facts about the data: issued on every load, not only the first.
+        if self._data_notes is None:
+            self._data_notes = self._read_notes()
+        issue_data_warnings(self._data_notes)
 
     @property
     def raw_dir(self) -> str:
@@ -243,6 +266,35 @@ class SkeletonDataset(InMemoryDataset):
                             _callable_repr(self.pre_filter)])
             parts.append('pre' + hashlib.sha1(key.encode()).hexdigest()[:8])
         return '_'.join(parts) + f'_v{PROCESSED_VERSION}.pt'
+
+    @property
+    def notes_path(self) -> Optional[str]:
+        """The file beside the processed data that stores the data warnings
+        of its processing, when there are any (:obj:`None` when nothing is
+        written)."""
+        if not self.processed_dir:
+            return None
+        return self.processed_paths[0] + '.warnings.json'
+
+    def _read_notes(self) -> List[Note]:
+        path = self.notes_path
+        if path is None or not osp.isfile(path):
+            return []  # processed before warnings were stored
+        try:
+            with open(path, encoding='utf-8') as f:
+                return [(str(c), str(m)) for c, m in json.load(f)]
+        except (OSError, ValueError, TypeError):
+            return []
+
+    def _write_notes(self, notes: List[Note]) -> None:
+        self._data_notes = list(notes)
+        path = self.notes_path
+        if path is None:
+            return
+        if notes:
+            atomic_write_text(path, json.dumps(self._data_notes))
+        elif osp.exists(path):  # from an earlier processing
+            os.remove(path)
 
     def download(self) -> None:
         # Nothing can be fetched automatically: say where the files go.
@@ -283,22 +335,32 @@ class SkeletonDataset(InMemoryDataset):
     def process(self) -> None:
         empty = (f"{type(self).__name__}: no usable sequence in "
                  f"'{self.raw_dir}' (after pre_filter)")
-        source = self.iter_samples() if self.on_disk else self.read_data_list()
-        samples: Iterable[Data] = source
-        if self.pre_filter is not None:
-            samples = (d for d in samples if self.pre_filter(d))
-        if self.pre_transform is not None:
-            samples = (self.pre_transform(d) for d in samples)
+        notes: List[Note] = []
+        try:
+            with collect_data_warnings() as notes:
+                source = self.iter_samples() if self.on_disk else self.read_data_list()
+                samples: Iterable[Data] = source
+                if self.pre_filter is not None:
+                    samples = (d for d in samples if self.pre_filter(d))
+                if self.pre_transform is not None:
+                    samples = (self.pre_transform(d) for d in samples)
+                if self.on_disk:
+                    try:
+                        save_on_disk(samples, *self.processed_paths[:2],
+                                     empty_message=empty)
+                    finally:  # after an error midway, stop the reading workers
+                        getattr(source, 'close', lambda: None)()
+                else:
+                    data_list = list(samples)
+            if not self.on_disk and not data_list:
+                raise ValueError(empty)
+        except Exception:
+            issue_data_warnings(notes)  # they may explain the error
+            raise
         if self.on_disk:
-            try:
-                save_on_disk(samples, *self.processed_paths[:2],
-                             empty_message=empty)
-            finally:  # after an error midway, stop the reading workers now
-                getattr(source, 'close', lambda: None)()
+            self._write_notes(notes)
             return
-        data_list = list(samples)
-        if not data_list:
-            raise ValueError(empty)
+        self._write_notes(notes)  # before the data: complete once it exists
         atomic_save(data_list, self.processed_paths[0])
 
     def _load_processed(self) -> None:

@@ -5,7 +5,6 @@ import json
 import os
 import os.path as osp
 import tempfile
-import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -18,6 +17,7 @@ from tcmp_pyg.datasets.arrays import (ExternalSkeletonDataset, PathLike,
                                       file_identity, joints_hint, layout_tag,
                                       resolve_cache_dir)
 from tcmp_pyg.datasets.base import check_num_frames, skeleton_to_data
+from tcmp_pyg.datasets.parsing import warn_data
 from tcmp_pyg.datasets.safe_pickle import safe_load_pickle
 from tcmp_pyg.layouts import LayoutLike, get_layout
 
@@ -45,8 +45,9 @@ class PoseAnnotations(ExternalSkeletonDataset):
       zero. ``'total_frames'`` is not used.
     - **Bodies.** A sample with fewer bodies than ``num_bodies`` (including
       none) gets zero bodies; one with more keeps the first ``num_bodies``,
-      as pyskl's ``FormatGCNInput`` does, and one warning lists how many
-      were cut.
+      as pyskl's ``FormatGCNInput`` does, and one
+      :class:`~tcmp_pyg.datasets.parsing.DataWarning` lists how many were
+      cut (again on every load from the processed cache).
     - **Channels.** ``use_score=True`` appends ``'keypoint_score'`` as a last
       channel (``x, y, score``, pyskl's input of its 2-D models); a sample
       without it is then an error. Coordinates are kept as stored (pixels for
@@ -263,10 +264,10 @@ class PoseAnnotations(ExternalSkeletonDataset):
             shown = ', '.join(cut[:5]) + (f' and {len(cut) - 5} more'
                                           if len(cut) > 5 else '')
             what = 'body' if bodies == 1 else 'bodies'
-            warnings.warn(f"PoseAnnotations: {len(cut)} sample(s) of "
-                          f"'{self.input_path}' have more than {bodies} "
-                          f"{what}; kept the first {bodies} ({shown}). Pass "
-                          f"num_bodies= to keep more.", stacklevel=2)
+            warn_data(f"PoseAnnotations: {len(cut)} sample(s) of "
+                      f"'{self.input_path}' have more than {bodies} {what}; "
+                      f"kept the first {bodies} ({shown}). Pass num_bodies= "
+                      f"to keep more.")
         return data_list
 
     @staticmethod
