@@ -8,8 +8,8 @@ import os.path as osp
 import re
 import tempfile
 import warnings
-from typing import (Any, Callable, Iterable, Iterator, List, Optional, Sequence,
-                    Tuple, Union)
+from typing import (Any, Callable, Iterable, Iterator, List, NamedTuple,
+                    Optional, Sequence, Tuple, TypeVar, Union)
 
 import numpy as np
 import torch
@@ -18,8 +18,9 @@ from torch_geometric.data import Data, InMemoryDataset
 
 from tcmp_pyg.datasets.on_disk import (ON_DISK_THRESHOLD, OnDiskSamples,
                                        default_num_workers, save_on_disk)
-from tcmp_pyg.datasets.parsing import (Line, Note, collect_data_warnings,
-                                       issue_data_warnings, where)
+from tcmp_pyg.datasets.parsing import (Line, Note, SkippedFileWarning,
+                                       collect_data_warnings,
+                                       issue_data_warnings, warn_data, where)
 from tcmp_pyg.layouts import SkeletonLayout
 from tcmp_pyg.transforms import resample_frames
 
@@ -31,6 +32,29 @@ PROCESSED_VERSION = 1
 # corrupt value; and float32 squares overflow from about 1.8e19 on, which
 # would turn distances and norms (ScaleNormalize, the loss) into inf/NaN.
 MAX_COORDINATE = 1e6
+
+# What the raw datasets do with a raw file they cannot read.
+ON_ERROR = ('raise', 'skip')
+
+Item = TypeVar('Item')
+Result = TypeVar('Result')
+
+
+class ReadFailure(NamedTuple):
+    """The message of the error a raw file raised (``on_error='skip'``)."""
+    error: str
+
+
+def read_or_failure(read: Callable[[Item], Result], item: Item
+                    ) -> Union[Result, ReadFailure]:
+    """``read(item)``, or a :class:`ReadFailure` if it raises a
+    :class:`ValueError` or :class:`OSError` (a malformed, truncated or
+    missing file). Module-level, so ``functools.partial(read_or_failure,
+    read)`` runs in worker processes."""
+    try:
+        return read(item)
+    except (ValueError, OSError) as e:
+        return ReadFailure(str(e))
 
 
 def skeleton_to_data(seq: np.ndarray, layout: SkeletonLayout, y: int,
@@ -201,6 +225,14 @@ class SkeletonDataset(InMemoryDataset):
         num_workers (int, optional): Processes that read raw files in
             parallel (datasets with :meth:`iter_samples`); :obj:`0` reads in
             this process. (default: :obj:`None`, the CPU count)
+        on_error (str, optional): What to do with a raw file that cannot be
+            read (malformed, truncated, missing, or named outside the
+            dataset): :obj:`'raise'` its error, or :obj:`'skip'` it, process
+            every other file and end with one
+            :class:`~tcmp_pyg.datasets.parsing.SkippedFileWarning` listing
+            each skipped file and why, also written to
+            :attr:`skip_report_path` in ``processed/``. The option is part
+            of the processed file name. (default: :obj:`'raise'`)
     """
     name: str = ''
     layout: SkeletonLayout
@@ -219,7 +251,10 @@ class SkeletonDataset(InMemoryDataset):
                  pre_filter: Optional[Callable] = None,
                  force_reload: bool = False, log: bool = True, *,
                  on_disk: Optional[bool] = False,
-                 num_workers: Optional[int] = None) -> None:
+                 num_workers: Optional[int] = None,
+                 on_error: str = 'raise') -> None:
+        self.on_error = check_choice('on_error', on_error, ON_ERROR)
+        self._failures: List[str] = []  # files skipped (on_error='skip')
         check_choice('on_disk', on_disk, (False, True, None))
         if num_workers is not None and (isinstance(num_workers, bool) or not
                                         isinstance(num_workers, int) or
@@ -259,8 +294,11 @@ class SkeletonDataset(InMemoryDataset):
 
     def processed_name(self, *options: Union[str, int]) -> str:
         """The processed file name for these processing options, e.g.
-        ``sbu_T40_v1.pt``; a pre_transform / pre_filter adds a short hash."""
+        ``sbu_T40_v1.pt``; ``on_error='skip'`` adds ``skip``, a
+        pre_transform / pre_filter a short hash."""
         parts = [self.name, *[str(o) for o in options]]
+        if getattr(self, 'on_error', 'raise') == 'skip':
+            parts.append('skip')
         if self.pre_transform is not None or self.pre_filter is not None:
             key = '|'.join([_callable_repr(self.pre_transform),
                             _callable_repr(self.pre_filter)])
@@ -295,6 +333,50 @@ class SkeletonDataset(InMemoryDataset):
             atomic_write_text(path, json.dumps(self._data_notes))
         elif osp.exists(path):  # from an earlier processing
             os.remove(path)
+
+    @property
+    def skip_report_path(self) -> str:
+        """The report of the raw files skipped by ``on_error='skip'`` (one
+        line per file: its error), ``processed/<processed name>.skipped.txt``."""
+        stem = self.processed_file_names[0].rsplit('.', 1)[0]
+        return osp.join(self.processed_dir, stem + '.skipped.txt')
+
+    def fail(self, path: str, error: Exception) -> None:
+        """Raises ``error`` (``on_error='raise'``), or records that ``path``
+        is skipped because of it (``on_error='skip'``)."""
+        if self.on_error == 'raise':
+            raise error
+        message = ' '.join(str(error).split())  # one line
+        if path not in message:
+            message = f'{path}: {message}'
+        self._failures.append(message)
+
+    def read_raw(self, read: Callable[..., Result], path: str, *args: Any
+                 ) -> Optional[Result]:
+        """``read(path, *args)``; with ``on_error='skip'``, :obj:`None` after
+        recording the :class:`ValueError` or :class:`OSError` it raised."""
+        if self.on_error == 'raise':
+            return read(path, *args)
+        try:
+            return read(path, *args)
+        except (ValueError, OSError) as e:
+            self.fail(path, e)
+            return None
+
+    def _report_failures(self) -> None:
+        # One warning and one report for every file skipped by this run.
+        if self.on_error != 'skip':
+            return
+        report = self.skip_report_path
+        if not self._failures:
+            if osp.exists(report):  # from an earlier processing
+                os.remove(report)
+            return
+        atomic_write_text(report, ''.join(f'{m}\n' for m in self._failures))
+        listed = ''.join(f'\n  {m}' for m in self._failures)
+        warn_data(f"{type(self).__name__}: skipped {len(self._failures)} raw "
+                  f"file(s) that could not be read (on_error='skip'; listed "
+                  f"in '{report}'):{listed}", SkippedFileWarning)
 
     def download(self) -> None:
         # Nothing can be fetched automatically: say where the files go.
@@ -338,20 +420,24 @@ class SkeletonDataset(InMemoryDataset):
         notes: List[Note] = []
         try:
             with collect_data_warnings() as notes:
-                source = self.iter_samples() if self.on_disk else self.read_data_list()
-                samples: Iterable[Data] = source
-                if self.pre_filter is not None:
-                    samples = (d for d in samples if self.pre_filter(d))
-                if self.pre_transform is not None:
-                    samples = (self.pre_transform(d) for d in samples)
-                if self.on_disk:
-                    try:
-                        save_on_disk(samples, *self.processed_paths[:2],
-                                     empty_message=empty)
-                    finally:  # after an error midway, stop the reading workers
-                        getattr(source, 'close', lambda: None)()
-                else:
-                    data_list = list(samples)
+                try:
+                    source = self.iter_samples() if self.on_disk \
+                        else self.read_data_list()
+                    samples: Iterable[Data] = source
+                    if self.pre_filter is not None:
+                        samples = (d for d in samples if self.pre_filter(d))
+                    if self.pre_transform is not None:
+                        samples = (self.pre_transform(d) for d in samples)
+                    if self.on_disk:
+                        try:
+                            save_on_disk(samples, *self.processed_paths[:2],
+                                         empty_message=empty)
+                        finally:  # after an error midway, stop the workers
+                            getattr(source, 'close', lambda: None)()
+                    else:
+                        data_list = list(samples)
+                finally:  # also when no file was left to process
+                    self._report_failures()
             if not self.on_disk and not data_list:
                 raise ValueError(empty)
         except Exception:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import os.path as osp
 import re
+from functools import partial
 from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 import numpy as np
@@ -11,8 +12,9 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from tcmp_pyg.datasets.base import (SkeletonDataset, check_choice,
-                                    check_coordinates, check_num_frames,
+from tcmp_pyg.datasets.base import (ReadFailure, SkeletonDataset,
+                                    check_choice, check_coordinates,
+                                    check_num_frames, read_or_failure,
                                     skeleton_to_data)
 from tcmp_pyg.datasets.on_disk import on_disk_file_names, read_parallel
 from tcmp_pyg.datasets.parsing import (Line, parse_int, parse_rows, read_lines,
@@ -381,6 +383,11 @@ class NTURGBD(SkeletonDataset):
         num_workers (int, optional): Processes parsing the raw files;
             :obj:`0` parses in this process. (default: :obj:`None`, the CPU
             count)
+        on_error (str, optional): :obj:`'raise'` the error of the first raw
+            file that cannot be read (malformed, truncated, or named outside
+            the variant), or :obj:`'skip'` every such file, with one warning
+            listing them and why, also written to
+            ``processed/<name>.skipped.txt``. (default: :obj:`'raise'`)
 
     Raises:
         ValueError: If the selected split holds no sample (e.g. ``raw/``
@@ -405,7 +412,8 @@ class NTURGBD(SkeletonDataset):
                  pre_transform: Optional[Callable] = None,
                  pre_filter: Optional[Callable] = None,
                  force_reload: bool = False, on_disk: Optional[bool] = None,
-                 num_workers: Optional[int] = None) -> None:
+                 num_workers: Optional[int] = None, *,
+                 on_error: str = 'raise') -> None:
         self.variant = check_choice('variant', str(variant), tuple(NTU_VARIANTS))
         benchmarks = NTU_VARIANTS[self.variant][2]
         self.benchmark = check_choice('benchmark', benchmark, benchmarks)
@@ -414,7 +422,7 @@ class NTURGBD(SkeletonDataset):
         self._files: Optional[List[str]] = None
         super().__init__(root, transform, pre_transform, pre_filter,
                          force_reload=force_reload, on_disk=on_disk,
-                         num_workers=num_workers)
+                         num_workers=num_workers, on_error=on_error)
         self.class_names = NTU_CLASSES[:NTU_VARIANTS[self.variant][0]]
         self.check_not_empty(f"the {self.split} split of benchmark "
                              f"'{self.benchmark}' (NTU-{self.variant})")
@@ -435,11 +443,17 @@ class NTURGBD(SkeletonDataset):
             for f in files:
                 if not f.endswith('.skeleton'):
                     continue
+                path = osp.join(folder, f)
                 name = parse_ntu_name(f)
-                if name is None:
-                    raise ValueError(f"{osp.join(folder, f)}: expected a file "
-                                     f"name SsssCcccPpppRrrrAaaa.skeleton")
-                if check_ntu_name(osp.join(folder, f), name, self.variant):
+                try:
+                    if name is None:
+                        raise ValueError(f"{path}: expected a file name "
+                                         f"SsssCcccPpppRrrrAaaa.skeleton")
+                    keep = check_ntu_name(path, name, self.variant)
+                except ValueError as e:
+                    self.fail(path, e)  # raises unless on_error='skip'
+                    continue
+                if keep:
                     found.append(f if rel == '.' else osp.join(rel, f))
         return sorted(found, key=osp.basename)
 
@@ -465,12 +479,16 @@ class NTURGBD(SkeletonDataset):
                    if osp.basename(rel)[:-len('.skeleton')] not in missing]
         progress = self.log and 'PYTEST_CURRENT_TEST' not in os.environ
         no_body = []
-        results = read_parallel(read_ntu_sample, samples, self.num_workers,
+        read = read_ntu_sample if self.on_error == 'raise' \
+            else partial(read_or_failure, read_ntu_sample)
+        results = read_parallel(read, samples, self.num_workers,
                                 progress=progress,
                                 desc=f'{type(self).__name__}: parsing')
         try:
             for i, data in enumerate(results):
-                if data is None:
+                if isinstance(data, ReadFailure):
+                    self.fail(samples[i].path, ValueError(data.error))
+                elif data is None:
                     no_body.append(osp.basename(samples[i].path)[:-len('.skeleton')])
                 else:
                     yield data
