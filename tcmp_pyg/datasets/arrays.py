@@ -36,6 +36,45 @@ PathLike = Union[str, 'os.PathLike[str]']
 CACHE_SUFFIX = '.tcmp_cache'
 
 
+def npy_truncation(path: str) -> Optional[str]:
+    """Why a ``.npy`` file is truncated (its header announces more data than
+    the file holds), or :obj:`None` if it is not."""
+    size = os.path.getsize(path)
+    with open(path, 'rb') as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                return None
+        except (ValueError, EOFError, OSError, SyntaxError):
+            return (f'the file holds {size} bytes, too few for a .npy header'
+                    if size < 128 else None)
+        need = f.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if size >= need:
+        return None
+    return (f"its header announces an array of shape {tuple(shape)} "
+            f"{dtype} ({need} bytes with the header) but the file holds "
+            f"{size} bytes: an interrupted copy or download?")
+
+
+def load_npy(path: str, what: str, mmap_mode: Optional[str] = None
+             ) -> np.ndarray:
+    """``np.load`` of a numeric ``.npy`` file, with an error that says
+    "truncated" for a truncated file (numpy's own is about mmap length)."""
+    try:
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as e:
+        why = npy_truncation(path)
+        if why is not None:
+            raise ValueError(f"SkeletonArrays: {what} '{path}' is truncated: "
+                             f"{why}") from None
+        raise ValueError(f"SkeletonArrays: cannot read {what} '{path}' as a "
+                         f"numeric .npy array ({e})") from e
+
+
 def file_identity(path: PathLike) -> str:
     """A short hash of a file's real path, size and modification time: it
     changes whenever the file is replaced or rewritten, without reading it."""
@@ -214,7 +253,7 @@ def _read_labels(labels: Any, num_samples: int
                                     f"not found")
         ident = 'f' + file_identity(path)
         if path.endswith('.npy'):
-            values = np.load(path, allow_pickle=False)
+            values = load_npy(path, 'labels file')
         elif path.endswith(('.pkl', '.pickle')):
             obj = safe_load_pickle(path)
             values, names = _split_label_pickle(obj, path)
@@ -528,11 +567,7 @@ class SkeletonArrays(ExternalSkeletonDataset):
                     f"x = np.load(f)['x_train'], of shape (N, T, M*V*C), "
                     f"becomes x.reshape(N, T, M, V, C).transpose(0, 4, 1, 3, 2)) "
                     f"and pass the array")
-            try:
-                array = np.load(path, mmap_mode='r', allow_pickle=False)
-            except ValueError as e:
-                raise ValueError(f"SkeletonArrays: cannot read '{path}' as a "
-                                 f"numeric .npy array ({e})") from e
+            array = load_npy(path, 'data file', mmap_mode='r')
         else:
             array, path = np.asarray(data), None
         if array.dtype.kind not in 'iuf':

@@ -174,9 +174,10 @@ def parse_rows(path: str, lines: Sequence[Line], num_values: int, what: str,
         A float64 array of shape ``[len(lines), num_values]``.
 
     Raises:
-        ValueError: Naming the first bad line: wrong value count (a
-            truncated last line is one), a non-numeric value, NaN, inf or a
-            magnitude beyond float32.
+        ValueError: Naming the first bad line: wrong value count (hinted
+            as a truncated line when only the last line is short, as another
+            format when every line has the same wrong count), a non-numeric
+            value, NaN, inf or a magnitude beyond float32.
     """
     rows = [line.split(sep) for _, line in lines]
     # Fast path: one numpy conversion; the slow loop below only runs to find
@@ -190,9 +191,16 @@ def parse_rows(path: str, lines: Sequence[Line], num_values: int, what: str,
             return out
     sep_name = 'whitespace-separated' if sep is None else f"'{sep}'-separated"
     values = []
-    for (lineno, _), row in zip(lines, rows):
+    for i, ((lineno, _), row) in enumerate(zip(lines, rows)):
         if len(row) != num_values:
-            hint = ' (truncated line?)' if len(row) < num_values else ''
+            hint = ''
+            if len(row) < num_values and 0 < i == len(rows) - 1:
+                # Short only on the last line, after complete ones.
+                hint = ' (truncated line?)'
+            elif i == 0 and len(rows) > 1 and all(len(r) == len(row)
+                                                  for r in rows):
+                hint = (f' (every line has {len(row)}: a file of another '
+                        f'format?)')
             raise ValueError(f"{where(path, lineno)}: expected {num_values} "
                              f"{sep_name} values ({what}) (got {len(row)})"
                              f"{hint}")

@@ -33,7 +33,9 @@ class PoseAnnotations(ExternalSkeletonDataset):
     optionally ``'keypoint_score'`` ``(M, T, V)``, ``'total_frames'``,
     ``'img_shape'`` and others, which are not used. A file that is a plain
     list of annotations (one file per split, as older mmaction2 releases
-    ship) is read with ``split=None``.
+    ship) is read with ``split=None``, and so is a file holding one
+    annotation dict (as per-video extraction scripts write it), read as a
+    one-sample list.
 
     The pickle is loaded with
     :func:`~tcmp_pyg.datasets.safe_pickle.safe_load_pickle`: only plain data
@@ -165,7 +167,15 @@ class PoseAnnotations(ExternalSkeletonDataset):
             self._annotations(self._raw)  # checks the structure early
         return self._raw
 
+    @staticmethod
+    def _is_one_annotation(obj: Any) -> bool:
+        # What per-video extraction scripts write: one annotation dict.
+        return isinstance(obj, dict) and 'annotations' not in obj \
+            and 'keypoint' in obj
+
     def _annotations(self, obj: Any) -> List[Dict[str, Any]]:
+        if self._is_one_annotation(obj):
+            return [obj]
         anns = obj.get('annotations') if isinstance(obj, dict) else obj
         if not isinstance(anns, (list, tuple)) \
                 or not all(isinstance(a, dict) for a in anns):
@@ -174,8 +184,9 @@ class PoseAnnotations(ExternalSkeletonDataset):
                 got += f' with keys {sorted(map(str, obj))}'
             raise ValueError(
                 f"PoseAnnotations: expected '{self.input_path}' to hold "
-                f"{{'split': {{...}}, 'annotations': [dict, ...]}} or a list "
-                f"of annotation dicts (got {got})")
+                f"{{'split': {{...}}, 'annotations': [dict, ...]}}, a list "
+                f"of annotation dicts or one annotation dict with "
+                f"'keypoint' (got {got})")
         return list(anns)
 
     def _read_splits(self, force_reload: bool) -> Dict[str, List[str]]:
@@ -185,7 +196,8 @@ class PoseAnnotations(ExternalSkeletonDataset):
             with open(self._splits_path) as f:
                 return json.load(f)
         obj = self._load()
-        splits = obj.get('split', {}) if isinstance(obj, dict) else {}
+        splits = obj.get('split', {}) if isinstance(obj, dict) \
+            and not self._is_one_annotation(obj) else {}
         if not isinstance(splits, dict) or not all(
                 isinstance(v, (list, tuple)) for v in splits.values()):
             raise ValueError(f"PoseAnnotations: expected the 'split' entry of "

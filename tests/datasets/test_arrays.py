@@ -413,3 +413,25 @@ def test_repeat_padding_edge_cases():
     ([1, 2, 1, 2], 2), ([1, 2, 1, 3], 4), ([0, 0, 1, 0, 0], 3)])
 def test_repeat_period(frames, period):
     assert repeat_period(np.array(frames, dtype=np.float32)[:, None]) == period
+
+
+def test_truncated_npy_says_truncated(tmp_path):
+    data, label, x = write_stgcn(tmp_path)
+    blob = data.read_bytes()
+    data.write_bytes(blob[:len(blob) // 2])  # an interrupted copy
+    with pytest.raises(ValueError, match=r"data file '.*train_data_joint\.npy' is "
+                                         r"truncated: its header announces an array "
+                                         r"of shape \(5, 3, 300, 25, 2\) float32 "
+                                         rf"\({len(blob)} bytes with the header\) but "
+                                         rf"the file holds {len(blob) // 2} bytes"):
+        SkeletonArrays(data, label, 'ntu')
+    labels = tmp_path / 'labels.npy'
+    np.save(labels, np.array(LABELS))
+    data.write_bytes(blob)
+    labels.write_bytes(labels.read_bytes()[:-8])
+    with pytest.raises(ValueError, match=r"labels file '.*labels\.npy' is truncated"):
+        SkeletonArrays(data, labels, 'ntu')
+    data.write_bytes(blob[:60])  # not even a whole header
+    with pytest.raises(ValueError, match=r"is truncated: the file holds 60 bytes, "
+                                         r"too few for a \.npy header"):
+        SkeletonArrays(data, label, 'ntu')
