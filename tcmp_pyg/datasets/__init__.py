@@ -7,7 +7,8 @@ from tcmp_pyg.datasets.base import SkeletonDataset, skeleton_to_data
 from tcmp_pyg.datasets.fpha import FPHA
 from tcmp_pyg.datasets.msr import MSRAction3D
 from tcmp_pyg.datasets.ntu import NTURGBD, parse_ntu_skeleton
-from tcmp_pyg.datasets.parsing import SkippedSequenceWarning
+from tcmp_pyg.datasets.parsing import (DataWarning, SkippedFileWarning,
+                                       SkippedSequenceWarning)
 from tcmp_pyg.datasets.pose_annotations import PoseAnnotations
 from tcmp_pyg.datasets.safe_pickle import UnsafePickleError, safe_load_pickle
 from tcmp_pyg.datasets.sbu import SBUKinectInteraction
@@ -24,9 +25,10 @@ DATASETS: Dict[str, Type[SkeletonDataset]] = {
 }
 
 __all__ = [
-    'DATASETS', 'FPHA', 'MSRAction3D', 'NTURGBD', 'SBUKinectInteraction',
-    'SkeletonDataset', 'SkippedSequenceWarning', 'SyntheticSkeletonActions',
-    'UTKinectAction3D', 'parse_ntu_skeleton', 'skeleton_to_data',
+    'DATASETS', 'DataWarning', 'FPHA', 'MSRAction3D', 'NTURGBD',
+    'SBUKinectInteraction', 'SkeletonDataset', 'SkippedFileWarning',
+    'SkippedSequenceWarning', 'SyntheticSkeletonActions', 'UTKinectAction3D',
+    'parse_ntu_skeleton', 'skeleton_to_data',
 ]
 
 # Datasets read from the user's own files (a .npy array, a pyskl pickle): they

@@ -23,8 +23,10 @@ import numpy as np
 import torch
 from torch_geometric.data import Data
 
-from tcmp_pyg.datasets.base import (SkeletonDataset, atomic_save,
+from tcmp_pyg.datasets.base import (SkeletonDataset, atomic_save, check_choice,
                                     check_num_frames, skeleton_to_data)
+from tcmp_pyg.datasets.parsing import (collect_data_warnings,
+                                       issue_data_warnings)
 from tcmp_pyg.datasets.safe_pickle import safe_load_pickle
 from tcmp_pyg.layouts import LAYOUTS, LayoutLike, SkeletonLayout, get_layout
 
@@ -32,6 +34,45 @@ PathLike = Union[str, 'os.PathLike[str]']
 
 # Folder name suffix of the processed cache written beside an input file.
 CACHE_SUFFIX = '.tcmp_cache'
+
+
+def npy_truncation(path: str) -> Optional[str]:
+    """Why a ``.npy`` file is truncated (its header announces more data than
+    the file holds), or :obj:`None` if it is not."""
+    size = os.path.getsize(path)
+    with open(path, 'rb') as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                return None
+        except (ValueError, EOFError, OSError, SyntaxError):
+            return (f'the file holds {size} bytes, too few for a .npy header'
+                    if size < 128 else None)
+        need = f.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if size >= need:
+        return None
+    return (f"its header announces an array of shape {tuple(shape)} "
+            f"{dtype} ({need} bytes with the header) but the file holds "
+            f"{size} bytes: an interrupted copy or download?")
+
+
+def load_npy(path: str, what: str, mmap_mode: Optional[str] = None
+             ) -> np.ndarray:
+    """``np.load`` of a numeric ``.npy`` file, with an error that says
+    "truncated" for a truncated file (numpy's own is about mmap length)."""
+    try:
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as e:
+        why = npy_truncation(path)
+        if why is not None:
+            raise ValueError(f"SkeletonArrays: {what} '{path}' is truncated: "
+                             f"{why}") from None
+        raise ValueError(f"SkeletonArrays: cannot read {what} '{path}' as a "
+                         f"numeric .npy array ({e})") from e
 
 
 def file_identity(path: PathLike) -> str:
@@ -173,20 +214,24 @@ class ExternalSkeletonDataset(SkeletonDataset):
 
     def _build(self, pre_transform: Optional[Callable],
                pre_filter: Optional[Callable]) -> List[Data]:
-        data_list = self.read_data_list()
-        if pre_filter is not None:
-            data_list = [d for d in data_list if pre_filter(d)]
-        if pre_transform is not None:
-            data_list = [pre_transform(d) for d in data_list]
+        with collect_data_warnings() as notes:
+            data_list = self.read_data_list()
+            if pre_filter is not None:
+                data_list = [d for d in data_list if pre_filter(d)]
+            if pre_transform is not None:
+                data_list = [pre_transform(d) for d in data_list]
+        self._data_notes = notes
         if not data_list:
+            issue_data_warnings(notes)  # they may explain the error
             where = self.input_path or 'the arrays given'
             raise ValueError(f"{type(self).__name__}: no sequence left from "
                              f"{where} (after pre_filter)")
         return data_list
 
     def process(self) -> None:
-        atomic_save(self._build(self.pre_transform, self.pre_filter),
-                    self.processed_paths[0])
+        data_list = self._build(self.pre_transform, self.pre_filter)
+        self._write_notes(self._data_notes)  # before the data, see base
+        atomic_save(data_list, self.processed_paths[0])
 
     def load(self, path: str, data_cls: type = Data) -> None:
         if self._memory is not None:
@@ -208,7 +253,7 @@ def _read_labels(labels: Any, num_samples: int
                                     f"not found")
         ident = 'f' + file_identity(path)
         if path.endswith('.npy'):
-            values = np.load(path, allow_pickle=False)
+            values = load_npy(path, 'labels file')
         elif path.endswith(('.pkl', '.pickle')):
             obj = safe_load_pickle(path)
             values, names = _split_label_pickle(obj, path)
@@ -273,6 +318,87 @@ def trailing_length(sample: np.ndarray, time_axis: int) -> int:
     return int(used[-1]) + 1 if used.size else 0
 
 
+PADDINGS = ('auto', 'zero', 'repeat')
+
+
+def repeat_period(frames: np.ndarray) -> int:
+    r"""The smallest period of a frame sequence: the smallest ``P >= 1`` with
+    ``frames[t] == frames[t - P]`` (every value exactly equal) for every
+    ``t >= P``; ``len(frames)`` when no shorter period exists.
+
+    Args:
+        frames (np.ndarray): Frames along the first axis, any trailing shape.
+
+    Returns:
+        The period (1 for a sequence whose frames are all equal).
+    """
+    T = len(frames)
+    flat = np.asarray(frames).reshape(T, -1)
+    # A period P makes frame P equal frame 0: only those P are checked.
+    for p in np.flatnonzero((flat[1:] == flat[0]).all(axis=1)) + 1:
+        if np.array_equal(flat[p:], flat[:T - p]):
+            return int(p)
+    return T
+
+
+def undo_repeat_padding(seq: np.ndarray) -> Tuple[int, np.ndarray]:
+    r"""The true length of a repeat-padded sequence, and its frames.
+
+    The preprocessing of 2s-AGCN, MS-G3D and their forks ("pad the null
+    frames with the previous frames") fills a body's frames after its last
+    one by repeating the body's frames from the start, so a padded body is
+    periodic with its true length as period. The rule, on the frames given:
+
+    1. If the whole sequence (all bodies) has a period ``1 < P < T`` (see
+       :func:`repeat_period`), the length is ``P``. This covers a sequence
+       tiled as a whole, one-body sequences, and bodies of equal length
+       (also after the scripts' centring on the first body).
+    2. Otherwise the bodies were padded each on its own: among the moving
+       bodies that reach the last frame, those with a period ``1 < P_m < T``
+       are padded; the length is the largest ``P_m`` (the longest body).
+    3. A sequence whose frames are all equal (period 1), or without any
+       repetition, is left as it is (length ``T``): a static sequence's
+       padding cannot be told from its frames, and its resampled frames are
+       the same at any length.
+
+    A body with its own shorter period ``P_m`` gets its repeats within the
+    kept frames (``P_m`` to the length) set back to zero, as before padding.
+    What the scripts change besides (the frames of a body absent from the
+    first frame are moved to the front, bodies are centred on the first
+    body) cannot be undone and is kept.
+
+    Args:
+        seq (np.ndarray): Frames of shape ``[T, M, V, C]`` (trailing all-zero
+            frames already removed).
+
+    Returns:
+        ``(length, seq[:length])``, the frames a copy with body repeats
+        zeroed.
+    """
+    T = len(seq)
+    period = repeat_period(seq)
+    if period == 1:  # static: nothing tells the padding apart
+        return T, seq
+    body_periods = {}
+    for m in range(seq.shape[1]):
+        body = seq[:, m]
+        if np.any(body[-1] != 0):  # a padded body fills every frame
+            p = repeat_period(body)
+            if 1 < p < T:
+                body_periods[m] = p
+    if period < T:
+        length = period
+    elif body_periods:
+        length = max(body_periods.values())
+    else:
+        return T, seq
+    out = seq[:length].copy()
+    for m, p in body_periods.items():
+        if p < length:
+            out[p:, m] = 0
+    return length, out
+
+
 class SkeletonArrays(ExternalSkeletonDataset):
     r"""Skeleton sequences stored as one array of shape ``(N, C, T, V, M)``,
     the convention of ST-GCN, 2s-AGCN, MS-G3D and CTR-GCN's ``.npy`` files,
@@ -292,6 +418,18 @@ class SkeletonArrays(ExternalSkeletonDataset):
       last non-zero one are kept. An all-zero sample (e.g. a Kinetics clip
       where nobody was detected) is kept as zeros with ``length`` 0; drop
       such samples with ``pre_filter=lambda d: int(d.length) > 0``.
+    - **Repeated frames.** The preprocessing of 2s-AGCN, MS-G3D and their
+      forks instead fills the frames after a sequence's end by repeating it
+      from its start ("pad the null frames with the previous frames"), so a
+      40-frame action becomes 7.5 copies of itself in 300 frames. With
+      ``padding='auto'`` (the default) a sample that fills all ``T`` frames
+      and repeats itself is cut back to one copy: ``length`` is its true
+      length (the repeat period) and only those frames are resampled; see
+      :func:`undo_repeat_padding` for the exact rule (a true length that
+      divides ``T`` is found as well; a static sample stays as it is).
+      ``padding='repeat'`` looks for the repetition also in samples that end
+      with zero frames (after dropping them); ``padding='zero'`` never
+      looks for it (every frame up to the last non-zero one is data).
     - **Bodies.** An absent body is zeros in the file and stays zeros (as in
       the built-in datasets; :class:`~tcmp_pyg.transforms.CenterJoint` leaves
       it at zero). An array with fewer bodies ``M`` than ``num_bodies`` gets
@@ -354,6 +492,11 @@ class SkeletonArrays(ExternalSkeletonDataset):
         class_names (sequence of str, optional): One name per class.
             (default: :obj:`None`, ``'0'``, ``'1'``, ... up to the largest
             label)
+        padding (str, optional): How the frames after a sequence's end were
+            filled: :obj:`'auto'` (zeros, or repeats of the sequence where a
+            sample repeats itself up to the last frame), :obj:`'zero'`
+            (zeros only) or :obj:`'repeat'` (repeats, looked for in every
+            sample). (default: :obj:`'auto'`)
         transform (callable, optional): Applied to each graph on access.
         pre_transform (callable, optional): Applied before saving to disk.
         pre_filter (callable, optional): Keeps the graphs it returns
@@ -374,11 +517,13 @@ class SkeletonArrays(ExternalSkeletonDataset):
                  root: Optional[PathLike] = None, *,
                  num_bodies: Optional[int] = None,
                  class_names: Optional[Sequence[str]] = None,
+                 padding: str = 'auto',
                  transform: Optional[Callable] = None,
                  pre_transform: Optional[Callable] = None,
                  pre_filter: Optional[Callable] = None,
                  force_reload: bool = False) -> None:
         self.num_frames = check_num_frames(num_frames)
+        self.padding = check_choice('padding', padding, PADDINGS)
         base = get_layout(layout)
         self.array, self.input_path = self._open(data)
         N, C, T, V, M = self._check_shape(self.array.shape, base)
@@ -422,11 +567,7 @@ class SkeletonArrays(ExternalSkeletonDataset):
                     f"x = np.load(f)['x_train'], of shape (N, T, M*V*C), "
                     f"becomes x.reshape(N, T, M, V, C).transpose(0, 4, 1, 3, 2)) "
                     f"and pass the array")
-            try:
-                array = np.load(path, mmap_mode='r', allow_pickle=False)
-            except ValueError as e:
-                raise ValueError(f"SkeletonArrays: cannot read '{path}' as a "
-                                 f"numeric .npy array ({e})") from e
+            array = load_npy(path, 'data file', mmap_mode='r')
         else:
             array, path = np.asarray(data), None
         if array.dtype.kind not in 'iuf':
@@ -468,7 +609,8 @@ class SkeletonArrays(ExternalSkeletonDataset):
     def processed_file_names(self) -> List[str]:
         return [self.processed_name(self._identity, layout_tag(self.layout),
                                     f'M{self.layout.num_bodies}',
-                                    f'T{self.num_frames}')]
+                                    f'T{self.num_frames}',
+                                    f'{self.padding}pad')]
 
     def read_data_list(self) -> List[Data]:
         bodies = self.layout.num_bodies
@@ -479,6 +621,9 @@ class SkeletonArrays(ExternalSkeletonDataset):
             sample = np.array(self.array[n], dtype=np.float32)  # C, T, V, M
             length = trailing_length(sample, time_axis=1)
             seq = sample[:, :max(length, 1)].transpose(1, 3, 2, 0)  # T, M, V, C
+            if length and (self.padding == 'repeat' or (
+                    self.padding == 'auto' and length == sample.shape[1])):
+                length, seq = undo_repeat_padding(seq)
             if seq.shape[1] < bodies:
                 pad = np.zeros(seq.shape[:1] + (bodies - seq.shape[1],)
                                + seq.shape[2:], dtype=np.float32)

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import os.path as osp
 import re
 import tempfile
 import warnings
-from typing import (Any, Callable, Iterable, Iterator, List, Optional, Sequence,
-                    Tuple, Union)
+from typing import (Any, Callable, Iterable, Iterator, List, NamedTuple,
+                    Optional, Sequence, Tuple, TypeVar, Union)
 
 import numpy as np
 import torch
@@ -17,7 +18,9 @@ from torch_geometric.data import Data, InMemoryDataset
 
 from tcmp_pyg.datasets.on_disk import (ON_DISK_THRESHOLD, OnDiskSamples,
                                        default_num_workers, save_on_disk)
-from tcmp_pyg.datasets.parsing import Line, where
+from tcmp_pyg.datasets.parsing import (Line, Note, SkippedFileWarning,
+                                       collect_data_warnings,
+                                       issue_data_warnings, warn_data, where)
 from tcmp_pyg.layouts import SkeletonLayout
 from tcmp_pyg.transforms import resample_frames
 
@@ -29,6 +32,29 @@ PROCESSED_VERSION = 1
 # corrupt value; and float32 squares overflow from about 1.8e19 on, which
 # would turn distances and norms (ScaleNormalize, the loss) into inf/NaN.
 MAX_COORDINATE = 1e6
+
+# What the raw datasets do with a raw file they cannot read.
+ON_ERROR = ('raise', 'skip')
+
+Item = TypeVar('Item')
+Result = TypeVar('Result')
+
+
+class ReadFailure(NamedTuple):
+    """The message of the error a raw file raised (``on_error='skip'``)."""
+    error: str
+
+
+def read_or_failure(read: Callable[[Item], Result], item: Item
+                    ) -> Union[Result, ReadFailure]:
+    """``read(item)``, or a :class:`ReadFailure` if it raises a
+    :class:`ValueError` or :class:`OSError` (a malformed, truncated or
+    missing file). Module-level, so ``functools.partial(read_or_failure,
+    read)`` runs in worker processes."""
+    try:
+        return read(item)
+    except (ValueError, OSError) as e:
+        return ReadFailure(str(e))
 
 
 def skeleton_to_data(seq: np.ndarray, layout: SkeletonLayout, y: int,
@@ -82,6 +108,20 @@ def atomic_save(data_list: Sequence[Data], path: str) -> None:
     os.close(fd)
     try:
         InMemoryDataset.save(list(data_list), tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Writes ``text`` to ``path`` via a temporary file and a rename."""
+    os.makedirs(osp.dirname(path) or '.', exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=osp.dirname(path) or '.', suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'w', encoding='utf-8') as f:
+            f.write(text)
         os.replace(tmp, path)
     except BaseException:
         if osp.exists(tmp):
@@ -185,6 +225,14 @@ class SkeletonDataset(InMemoryDataset):
         num_workers (int, optional): Processes that read raw files in
             parallel (datasets with :meth:`iter_samples`); :obj:`0` reads in
             this process. (default: :obj:`None`, the CPU count)
+        on_error (str, optional): What to do with a raw file that cannot be
+            read (malformed, truncated, missing, or named outside the
+            dataset): :obj:`'raise'` its error, or :obj:`'skip'` it, process
+            every other file and end with one
+            :class:`~tcmp_pyg.datasets.parsing.SkippedFileWarning` listing
+            each skipped file and why, also written to
+            :attr:`skip_report_path` in ``processed/``. The option is part
+            of the processed file name. (default: :obj:`'raise'`)
     """
     name: str = ''
     layout: SkeletonLayout
@@ -194,13 +242,19 @@ class SkeletonDataset(InMemoryDataset):
     protocols: str = ''
     obtain: str = ''
     raw_layout: str = ''
+    # The data warnings of the processing (see DataWarning); None: not known
+    # yet (read from beside the processed file).
+    _data_notes: Optional[List[Note]] = None
 
     def __init__(self, root: str, transform: Optional[Callable] = None,
                  pre_transform: Optional[Callable] = None,
                  pre_filter: Optional[Callable] = None,
                  force_reload: bool = False, log: bool = True, *,
                  on_disk: Optional[bool] = False,
-                 num_workers: Optional[int] = None) -> None:
+                 num_workers: Optional[int] = None,
+                 on_error: str = 'raise') -> None:
+        self.on_error = check_choice('on_error', on_error, ON_ERROR)
+        self._failures: List[str] = []  # files skipped (on_error='skip')
         check_choice('on_disk', on_disk, (False, True, None))
         if num_workers is not None and (isinstance(num_workers, bool) or not
                                         isinstance(num_workers, int) or
@@ -225,6 +279,10 @@ class SkeletonDataset(InMemoryDataset):
         keep = self.split_mask()
         if keep is not None:
             self._indices = torch.nonzero(keep).view(-1).tolist()
+        # Facts about the data: issued on every load, not only the first.
+        if self._data_notes is None:
+            self._data_notes = self._read_notes()
+        issue_data_warnings(self._data_notes)
 
     @property
     def raw_dir(self) -> str:
@@ -236,13 +294,89 @@ class SkeletonDataset(InMemoryDataset):
 
     def processed_name(self, *options: Union[str, int]) -> str:
         """The processed file name for these processing options, e.g.
-        ``sbu_T40_v1.pt``; a pre_transform / pre_filter adds a short hash."""
+        ``sbu_T40_v1.pt``; ``on_error='skip'`` adds ``skip``, a
+        pre_transform / pre_filter a short hash."""
         parts = [self.name, *[str(o) for o in options]]
+        if getattr(self, 'on_error', 'raise') == 'skip':
+            parts.append('skip')
         if self.pre_transform is not None or self.pre_filter is not None:
             key = '|'.join([_callable_repr(self.pre_transform),
                             _callable_repr(self.pre_filter)])
             parts.append('pre' + hashlib.sha1(key.encode()).hexdigest()[:8])
         return '_'.join(parts) + f'_v{PROCESSED_VERSION}.pt'
+
+    @property
+    def notes_path(self) -> Optional[str]:
+        """The file beside the processed data that stores the data warnings
+        of its processing, when there are any (:obj:`None` when nothing is
+        written)."""
+        if not self.processed_dir:
+            return None
+        return self.processed_paths[0] + '.warnings.json'
+
+    def _read_notes(self) -> List[Note]:
+        path = self.notes_path
+        if path is None or not osp.isfile(path):
+            return []  # processed before warnings were stored
+        try:
+            with open(path, encoding='utf-8') as f:
+                return [(str(c), str(m)) for c, m in json.load(f)]
+        except (OSError, ValueError, TypeError):
+            return []
+
+    def _write_notes(self, notes: List[Note]) -> None:
+        self._data_notes = list(notes)
+        path = self.notes_path
+        if path is None:
+            return
+        if notes:
+            atomic_write_text(path, json.dumps(self._data_notes))
+        elif osp.exists(path):  # from an earlier processing
+            os.remove(path)
+
+    @property
+    def skip_report_path(self) -> str:
+        """The report of the raw files skipped by ``on_error='skip'`` (one
+        line per file: its error), ``processed/<processed name>.skipped.txt``."""
+        stem = self.processed_file_names[0].rsplit('.', 1)[0]
+        return osp.join(self.processed_dir, stem + '.skipped.txt')
+
+    def fail(self, path: str, error: Exception) -> None:
+        """Raises ``error`` (``on_error='raise'``), or records that ``path``
+        is skipped because of it (``on_error='skip'``)."""
+        if self.on_error == 'raise':
+            raise error
+        message = ' '.join(str(error).split())  # one line
+        if path not in message:
+            message = f'{path}: {message}'
+        self._failures.append(message)
+
+    def read_raw(self, read: Callable[..., Result], path: str, *args: Any
+                 ) -> Optional[Result]:
+        """``read(path, *args)``; with ``on_error='skip'``, :obj:`None` after
+        recording the :class:`ValueError` or :class:`OSError` it raised."""
+        if self.on_error == 'raise':
+            return read(path, *args)
+        try:
+            return read(path, *args)
+        except (ValueError, OSError) as e:
+            self.fail(path, e)
+            return None
+
+    def _report_failures(self) -> None:
+        # One warning and one report for every file skipped by this run.
+        if self.on_error != 'skip':
+            return
+        report = self.skip_report_path
+        if not self._failures:
+            if osp.exists(report):  # from an earlier processing
+                os.remove(report)
+            return
+        atomic_write_text(report, ''.join(f'{m}\n' for m in self._failures))
+        listed = ''.join(f'\n  {m}' for m in self._failures)
+        warn_data(f"{type(self).__name__}: skipped {len(self._failures)} raw "
+                  f"file(s) that could not be read (on_error='skip'; listed "
+                  f"in '{report}'):{listed}", SkippedFileWarning)
 
     def download(self) -> None:
         # Nothing can be fetched automatically: say where the files go.
@@ -283,22 +417,36 @@ class SkeletonDataset(InMemoryDataset):
     def process(self) -> None:
         empty = (f"{type(self).__name__}: no usable sequence in "
                  f"'{self.raw_dir}' (after pre_filter)")
-        source = self.iter_samples() if self.on_disk else self.read_data_list()
-        samples: Iterable[Data] = source
-        if self.pre_filter is not None:
-            samples = (d for d in samples if self.pre_filter(d))
-        if self.pre_transform is not None:
-            samples = (self.pre_transform(d) for d in samples)
+        notes: List[Note] = []
+        try:
+            with collect_data_warnings() as notes:
+                try:
+                    source = self.iter_samples() if self.on_disk \
+                        else self.read_data_list()
+                    samples: Iterable[Data] = source
+                    if self.pre_filter is not None:
+                        samples = (d for d in samples if self.pre_filter(d))
+                    if self.pre_transform is not None:
+                        samples = (self.pre_transform(d) for d in samples)
+                    if self.on_disk:
+                        try:
+                            save_on_disk(samples, *self.processed_paths[:2],
+                                         empty_message=empty)
+                        finally:  # after an error midway, stop the workers
+                            getattr(source, 'close', lambda: None)()
+                    else:
+                        data_list = list(samples)
+                finally:  # also when no file was left to process
+                    self._report_failures()
+            if not self.on_disk and not data_list:
+                raise ValueError(empty)
+        except Exception:
+            issue_data_warnings(notes)  # they may explain the error
+            raise
         if self.on_disk:
-            try:
-                save_on_disk(samples, *self.processed_paths[:2],
-                             empty_message=empty)
-            finally:  # after an error midway, stop the reading workers now
-                getattr(source, 'close', lambda: None)()
+            self._write_notes(notes)
             return
-        data_list = list(samples)
-        if not data_list:
-            raise ValueError(empty)
+        self._write_notes(notes)  # before the data: complete once it exists
         atomic_save(data_list, self.processed_paths[0])
 
     def _load_processed(self) -> None:

@@ -165,6 +165,10 @@ class FPHA(SkeletonDataset):
             :obj:`True` for, before saving to disk.
         force_reload (bool, optional): Re-process the dataset.
             (default: :obj:`False`)
+        on_error (str, optional): :obj:`'raise'` the error of the first raw
+            file that cannot be read, or :obj:`'skip'` every such file, with
+            one warning listing them and why, also written to
+            ``processed/<name>.skipped.txt``. (default: :obj:`'raise'`)
     """
     name = 'fpha'
     layout = FPHA_LAYOUT
@@ -181,11 +185,12 @@ class FPHA(SkeletonDataset):
                  transform: Optional[Callable] = None,
                  pre_transform: Optional[Callable] = None,
                  pre_filter: Optional[Callable] = None,
-                 force_reload: bool = False) -> None:
+                 force_reload: bool = False, *,
+                 on_error: str = 'raise') -> None:
         self.split = check_choice('split', split, ('train', 'test'))
         self.num_frames = check_num_frames(num_frames)
         super().__init__(root, transform, pre_transform, pre_filter,
-                         force_reload=force_reload)
+                         force_reload=force_reload, on_error=on_error)
         # Names come from the split file's action folders; a label without
         # any (kept) sequence has no name to show.
         names = [f'class_{i}' for i in range(FPHA_NUM_CLASSES)]
@@ -208,9 +213,12 @@ class FPHA(SkeletonDataset):
             path = osp.join(self.raw_dir, FPHA_POSE_DIR, *entry.path.split('/'),
                             'skeleton.txt')
             if not osp.isfile(path):
-                raise FileNotFoundError(f"{path}: listed in {FPHA_SPLIT_FILE} "
-                                        f"but missing")
-            seq = read_fpha_skeleton(path)
+                self.fail(path, FileNotFoundError(
+                    f"{path}: listed in {FPHA_SPLIT_FILE} but missing"))
+                continue
+            seq = self.read_raw(read_fpha_skeleton, path)
+            if seq is None:
+                continue
             if len(seq) == 0:
                 empty.append(entry.path)
                 continue

@@ -119,6 +119,10 @@ class MSRAction3D(SkeletonDataset):
             :obj:`True` for, before saving to disk.
         force_reload (bool, optional): Re-process the dataset.
             (default: :obj:`False`)
+        on_error (str, optional): :obj:`'raise'` the error of the first raw
+            file that cannot be read, or :obj:`'skip'` every such file, with
+            one warning listing them and why, also written to
+            ``processed/<name>.skipped.txt``. (default: :obj:`'raise'`)
     """
     name = 'msr'
     layout = KINECT_V1
@@ -135,11 +139,12 @@ class MSRAction3D(SkeletonDataset):
                  transform: Optional[Callable] = None,
                  pre_transform: Optional[Callable] = None,
                  pre_filter: Optional[Callable] = None,
-                 force_reload: bool = False) -> None:
+                 force_reload: bool = False, *,
+                 on_error: str = 'raise') -> None:
         self.split = check_choice('split', split, ('train', 'test'))
         self.num_frames = check_num_frames(num_frames)
         super().__init__(root, transform, pre_transform, pre_filter,
-                         force_reload=force_reload)
+                         force_reload=force_reload, on_error=on_error)
 
     @property
     def raw_file_names(self) -> List[str]:
@@ -168,9 +173,13 @@ class MSRAction3D(SkeletonDataset):
             action, subject, rep = (int(g) for g in
                                     _FILE.fullmatch(osp.basename(rel)).groups())
             if not 1 <= action <= len(MSR_CLASSES):
-                raise ValueError(f"{path}: expected an action number 01..20 in "
-                                 f"the file name (got {action})")
-            seq = read_msr_file(path)
+                self.fail(path, ValueError(f"{path}: expected an action number "
+                                           f"01..20 in the file name (got "
+                                           f"{action})"))
+                continue
+            seq = self.read_raw(read_msr_file, path)
+            if seq is None:
+                continue
             if len(seq) == 0:
                 skipped.append(rel)
                 continue

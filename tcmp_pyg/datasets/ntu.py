@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import os.path as osp
 import re
+from functools import partial
 from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 import numpy as np
@@ -11,8 +12,9 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from tcmp_pyg.datasets.base import (SkeletonDataset, check_choice,
-                                    check_coordinates, check_num_frames,
+from tcmp_pyg.datasets.base import (ReadFailure, SkeletonDataset,
+                                    check_choice, check_coordinates,
+                                    check_num_frames, read_or_failure,
                                     skeleton_to_data)
 from tcmp_pyg.datasets.on_disk import on_disk_file_names, read_parallel
 from tcmp_pyg.datasets.parsing import (Line, parse_int, parse_rows, read_lines,
@@ -77,6 +79,11 @@ NTU_VARIANTS = {'60': (60, 17, ('xsub', 'xview')),
 NTU_MISSING_FILES = ('NTU_RGBD_samples_with_missing_skeletons.txt',
                      'NTU_RGBD120_samples_with_missing_skeletons.txt')
 
+# The setups and actions of NTU RGB+D 120; NTU-60 is its setups 1-17, which
+# hold actions 1-60 only (setups 18-32 hold actions 61-120).
+NTU_ACTIONS = range(1, 121)
+NTU_SETUPS = range(1, 33)
+
 NTU_NUM_JOINTS = 25
 _NAME = re.compile(r'S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})')
 
@@ -95,6 +102,43 @@ def parse_ntu_name(name: str) -> Optional[NTUName]:
     m = _NAME.fullmatch(name[:-len('.skeleton')] if name.endswith('.skeleton')
                         else name)
     return None if m is None else NTUName(*(int(g) for g in m.groups()))
+
+
+def check_ntu_name(path: str, name: NTUName, variant: str = '120') -> bool:
+    r"""Checks the setup and action codes of a sample name against a variant.
+
+    Args:
+        path (str): The file (for the message).
+        name (NTUName): Its parsed name.
+        variant (str, optional): :obj:`'60'` or :obj:`'120'`.
+            (default: :obj:`'120'`)
+
+    Returns:
+        :obj:`True` if the sample belongs to the variant, :obj:`False` for a
+        sample of NTU-120's setups 18-32 read as NTU-60 (an NTU-120 folder
+        serves both variants).
+
+    Raises:
+        ValueError: If the codes are outside NTU RGB+D 120 (``A000``,
+            ``A121``, ``S000``, ...), or if an NTU-60 setup (1-17) holds an
+            action after ``A060``: such a file is not of the release and its
+            label would be wrong.
+    """
+    num_actions, num_setups, _ = NTU_VARIANTS[variant]
+    if name.setup not in NTU_SETUPS:
+        raise ValueError(f"{path}: setup code S{name.setup:03d} is outside "
+                         f"NTU RGB+D (expected S001-S{NTU_SETUPS[-1]:03d})")
+    if name.setup > num_setups:
+        if name.action not in NTU_ACTIONS:
+            raise ValueError(f"{path}: action code A{name.action:03d} is "
+                             f"outside NTU RGB+D (expected "
+                             f"A001-A{NTU_ACTIONS[-1]:03d})")
+        return False
+    if not 1 <= name.action <= num_actions:
+        raise ValueError(f"{path}: action code A{name.action:03d} is outside "
+                         f"NTU-{variant} (expected A001-A{num_actions:03d} in "
+                         f"setups S001-S{num_setups:03d})")
+    return True
 
 
 class _Cursor:
@@ -229,10 +273,14 @@ def read_ntu_sample(sample: NTUSample) -> Optional[Data]:
     Raises:
         ValueError: Naming the file and line if the file is malformed.
     """
+    name = parse_ntu_name(sample.source.rsplit('/', 1)[-1])
+    if name is None:
+        raise ValueError(f"{sample.path}: expected a file name "
+                         f"SsssCcccPpppRrrrAaaa.skeleton")
+    check_ntu_name(sample.path, name)  # the label is action - 1
     seq = parse_ntu_skeleton(sample.path)
     if len(seq) == 0:
         return None
-    name = parse_ntu_name(sample.source.rsplit('/', 1)[-1])
     return skeleton_to_data(
         seq, NTU_LAYOUT, name.action - 1, sample.num_frames, setup=name.setup,
         camera=name.camera, subject=name.subject, replication=name.replication,
@@ -257,8 +305,11 @@ class NTURGBD(SkeletonDataset):
     any body are skipped with one warning; when the release's missing-skeleton
     list (``NTU_RGBD_samples_with_missing_skeletons.txt`` or
     ``NTU_RGBD120_samples_with_missing_skeletons.txt``) lies in ``raw/``, the
-    samples it names are excluded. ``variant='60'`` uses actions 1--60 of
-    setups 1--17 only.
+    samples it names are excluded. ``variant='60'`` uses setups 1--17 only
+    (actions 1--60), so a folder holding NTU-120 serves both variants. A file
+    whose code is outside the variant (``A000``, ``A121``, or an action
+    after ``A060`` in setups 1--17 read as NTU-60) is refused with its name
+    and the expected range (see :func:`check_ntu_name`).
 
     Benchmarks: ``'xsub'`` (the standard training subjects), ``'xview'``
     (cameras 2 and 3 train; NTU-60) and ``'xset'`` (even setup ids train;
@@ -332,6 +383,11 @@ class NTURGBD(SkeletonDataset):
         num_workers (int, optional): Processes parsing the raw files;
             :obj:`0` parses in this process. (default: :obj:`None`, the CPU
             count)
+        on_error (str, optional): :obj:`'raise'` the error of the first raw
+            file that cannot be read (malformed, truncated, or named outside
+            the variant), or :obj:`'skip'` every such file, with one warning
+            listing them and why, also written to
+            ``processed/<name>.skipped.txt``. (default: :obj:`'raise'`)
 
     Raises:
         ValueError: If the selected split holds no sample (e.g. ``raw/``
@@ -356,7 +412,8 @@ class NTURGBD(SkeletonDataset):
                  pre_transform: Optional[Callable] = None,
                  pre_filter: Optional[Callable] = None,
                  force_reload: bool = False, on_disk: Optional[bool] = None,
-                 num_workers: Optional[int] = None) -> None:
+                 num_workers: Optional[int] = None, *,
+                 on_error: str = 'raise') -> None:
         self.variant = check_choice('variant', str(variant), tuple(NTU_VARIANTS))
         benchmarks = NTU_VARIANTS[self.variant][2]
         self.benchmark = check_choice('benchmark', benchmark, benchmarks)
@@ -365,7 +422,7 @@ class NTURGBD(SkeletonDataset):
         self._files: Optional[List[str]] = None
         super().__init__(root, transform, pre_transform, pre_filter,
                          force_reload=force_reload, on_disk=on_disk,
-                         num_workers=num_workers)
+                         num_workers=num_workers, on_error=on_error)
         self.class_names = NTU_CLASSES[:NTU_VARIANTS[self.variant][0]]
         self.check_not_empty(f"the {self.split} split of benchmark "
                              f"'{self.benchmark}' (NTU-{self.variant})")
@@ -379,7 +436,6 @@ class NTURGBD(SkeletonDataset):
         return self._files
 
     def _find_files(self) -> List[str]:
-        num_actions, num_setups, _ = NTU_VARIANTS[self.variant]
         found = []
         for folder, dirs, files in os.walk(self.raw_dir):
             dirs.sort()
@@ -387,11 +443,17 @@ class NTURGBD(SkeletonDataset):
             for f in files:
                 if not f.endswith('.skeleton'):
                     continue
+                path = osp.join(folder, f)
                 name = parse_ntu_name(f)
-                if name is None:
-                    raise ValueError(f"{osp.join(folder, f)}: expected a file "
-                                     f"name SsssCcccPpppRrrrAaaa.skeleton")
-                if name.action <= num_actions and name.setup <= num_setups:
+                try:
+                    if name is None:
+                        raise ValueError(f"{path}: expected a file name "
+                                         f"SsssCcccPpppRrrrAaaa.skeleton")
+                    keep = check_ntu_name(path, name, self.variant)
+                except ValueError as e:
+                    self.fail(path, e)  # raises unless on_error='skip'
+                    continue
+                if keep:
                     found.append(f if rel == '.' else osp.join(rel, f))
         return sorted(found, key=osp.basename)
 
@@ -417,12 +479,16 @@ class NTURGBD(SkeletonDataset):
                    if osp.basename(rel)[:-len('.skeleton')] not in missing]
         progress = self.log and 'PYTEST_CURRENT_TEST' not in os.environ
         no_body = []
-        results = read_parallel(read_ntu_sample, samples, self.num_workers,
+        read = read_ntu_sample if self.on_error == 'raise' \
+            else partial(read_or_failure, read_ntu_sample)
+        results = read_parallel(read, samples, self.num_workers,
                                 progress=progress,
                                 desc=f'{type(self).__name__}: parsing')
         try:
             for i, data in enumerate(results):
-                if data is None:
+                if isinstance(data, ReadFailure):
+                    self.fail(samples[i].path, ValueError(data.error))
+                elif data is None:
                     no_body.append(osp.basename(samples[i].path)[:-len('.skeleton')])
                 else:
                     yield data

@@ -10,8 +10,12 @@ raises a :class:`ValueError` of the form ``"<file>, line <n>: expected ...
 from __future__ import annotations
 
 import math
+import os
+import os.path as osp
+import sys
 import warnings
-from typing import List, Optional, Sequence, Tuple
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Type
 
 import numpy as np
 
@@ -22,9 +26,65 @@ Line = Tuple[int, str]
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-class SkippedSequenceWarning(UserWarning):
+class DataWarning(UserWarning):
+    """A fact about the data a dataset read (sequences or files left out,
+    bodies dropped). Issued at the user's call site (the first frame outside
+    :mod:`tcmp_pyg`), and again whenever the dataset is loaded from its
+    processed cache: the facts are stored with the processed data."""
+
+
+class SkippedSequenceWarning(DataWarning):
     """A raw sequence was left out for a documented reason (e.g. no valid
     frame); the message lists every such sequence of one processing run."""
+
+
+class SkippedFileWarning(DataWarning):
+    """Raw files that could not be read were left out (``on_error='skip'``);
+    the message lists every such file and why."""
+
+
+# Name -> class, to re-issue the warnings stored with a processed dataset.
+DATA_WARNINGS: Dict[str, Type[DataWarning]] = {
+    c.__name__: c for c in (DataWarning, SkippedSequenceWarning,
+                            SkippedFileWarning)}
+
+# A stored warning: (category name, message).
+Note = Tuple[str, str]
+
+_PACKAGE_DIR = osp.dirname(osp.dirname(osp.abspath(__file__))) + os.sep
+_collectors: List[List[Note]] = []
+
+
+def warn_data(message: str, category: Type[DataWarning] = DataWarning) -> None:
+    """Issues a :class:`DataWarning` at the first frame outside
+    :mod:`tcmp_pyg` (the user's call), or, while
+    :func:`collect_data_warnings` is active, records it instead."""
+    if _collectors:
+        _collectors[-1].append((category.__name__, message))
+        return
+    frame, level = sys._getframe(0), 1  # level 1: this function
+    while frame is not None and \
+            osp.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
+
+
+@contextmanager
+def collect_data_warnings() -> Iterator[List[Note]]:
+    """Records the :func:`warn_data` calls of the block (to store them with
+    the processed data) instead of issuing them; yields the list."""
+    notes: List[Note] = []
+    _collectors.append(notes)
+    try:
+        yield notes
+    finally:
+        _collectors.remove(notes)
+
+
+def issue_data_warnings(notes: Sequence[Note]) -> None:
+    """Issues recorded data warnings (see :func:`collect_data_warnings`)."""
+    for name, message in notes:
+        warn_data(message, DATA_WARNINGS.get(name, DataWarning))
 
 
 def where(path: str, lineno: Optional[int] = None) -> str:
@@ -114,9 +174,10 @@ def parse_rows(path: str, lines: Sequence[Line], num_values: int, what: str,
         A float64 array of shape ``[len(lines), num_values]``.
 
     Raises:
-        ValueError: Naming the first bad line: wrong value count (a
-            truncated last line is one), a non-numeric value, NaN, inf or a
-            magnitude beyond float32.
+        ValueError: Naming the first bad line: wrong value count (hinted
+            as a truncated line when only the last line is short, as another
+            format when every line has the same wrong count), a non-numeric
+            value, NaN, inf or a magnitude beyond float32.
     """
     rows = [line.split(sep) for _, line in lines]
     # Fast path: one numpy conversion; the slow loop below only runs to find
@@ -130,9 +191,16 @@ def parse_rows(path: str, lines: Sequence[Line], num_values: int, what: str,
             return out
     sep_name = 'whitespace-separated' if sep is None else f"'{sep}'-separated"
     values = []
-    for (lineno, _), row in zip(lines, rows):
+    for i, ((lineno, _), row) in enumerate(zip(lines, rows)):
         if len(row) != num_values:
-            hint = ' (truncated line?)' if len(row) < num_values else ''
+            hint = ''
+            if len(row) < num_values and 0 < i == len(rows) - 1:
+                # Short only on the last line, after complete ones.
+                hint = ' (truncated line?)'
+            elif i == 0 and len(rows) > 1 and all(len(r) == len(row)
+                                                  for r in rows):
+                hint = (f' (every line has {len(row)}: a file of another '
+                        f'format?)')
             raise ValueError(f"{where(path, lineno)}: expected {num_values} "
                              f"{sep_name} values ({what}) (got {len(row)})"
                              f"{hint}")
@@ -165,5 +233,5 @@ def warn_skipped(dataset: str, names: Sequence[str], reason: str,
         return
     shown = ', '.join(names[:limit])
     more = f' and {len(names) - limit} more' if len(names) > limit else ''
-    warnings.warn(f"{dataset}: skipped {len(names)} sequence(s) {reason}: "
-                  f"{shown}{more}", SkippedSequenceWarning, stacklevel=3)
+    warn_data(f"{dataset}: skipped {len(names)} sequence(s) {reason}: "
+              f"{shown}{more}", SkippedSequenceWarning)

@@ -5,7 +5,6 @@ import json
 import os
 import os.path as osp
 import tempfile
-import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -18,6 +17,7 @@ from tcmp_pyg.datasets.arrays import (ExternalSkeletonDataset, PathLike,
                                       file_identity, joints_hint, layout_tag,
                                       resolve_cache_dir)
 from tcmp_pyg.datasets.base import check_num_frames, skeleton_to_data
+from tcmp_pyg.datasets.parsing import warn_data
 from tcmp_pyg.datasets.safe_pickle import safe_load_pickle
 from tcmp_pyg.layouts import LayoutLike, get_layout
 
@@ -33,7 +33,9 @@ class PoseAnnotations(ExternalSkeletonDataset):
     optionally ``'keypoint_score'`` ``(M, T, V)``, ``'total_frames'``,
     ``'img_shape'`` and others, which are not used. A file that is a plain
     list of annotations (one file per split, as older mmaction2 releases
-    ship) is read with ``split=None``.
+    ship) is read with ``split=None``, and so is a file holding one
+    annotation dict (as per-video extraction scripts write it), read as a
+    one-sample list.
 
     The pickle is loaded with
     :func:`~tcmp_pyg.datasets.safe_pickle.safe_load_pickle`: only plain data
@@ -45,8 +47,9 @@ class PoseAnnotations(ExternalSkeletonDataset):
       zero. ``'total_frames'`` is not used.
     - **Bodies.** A sample with fewer bodies than ``num_bodies`` (including
       none) gets zero bodies; one with more keeps the first ``num_bodies``,
-      as pyskl's ``FormatGCNInput`` does, and one warning lists how many
-      were cut.
+      as pyskl's ``FormatGCNInput`` does, and one
+      :class:`~tcmp_pyg.datasets.parsing.DataWarning` lists how many were
+      cut (again on every load from the processed cache).
     - **Channels.** ``use_score=True`` appends ``'keypoint_score'`` as a last
       channel (``x, y, score``, pyskl's input of its 2-D models); a sample
       without it is then an error. Coordinates are kept as stored (pixels for
@@ -164,7 +167,15 @@ class PoseAnnotations(ExternalSkeletonDataset):
             self._annotations(self._raw)  # checks the structure early
         return self._raw
 
+    @staticmethod
+    def _is_one_annotation(obj: Any) -> bool:
+        # What per-video extraction scripts write: one annotation dict.
+        return isinstance(obj, dict) and 'annotations' not in obj \
+            and 'keypoint' in obj
+
     def _annotations(self, obj: Any) -> List[Dict[str, Any]]:
+        if self._is_one_annotation(obj):
+            return [obj]
         anns = obj.get('annotations') if isinstance(obj, dict) else obj
         if not isinstance(anns, (list, tuple)) \
                 or not all(isinstance(a, dict) for a in anns):
@@ -173,8 +184,9 @@ class PoseAnnotations(ExternalSkeletonDataset):
                 got += f' with keys {sorted(map(str, obj))}'
             raise ValueError(
                 f"PoseAnnotations: expected '{self.input_path}' to hold "
-                f"{{'split': {{...}}, 'annotations': [dict, ...]}} or a list "
-                f"of annotation dicts (got {got})")
+                f"{{'split': {{...}}, 'annotations': [dict, ...]}}, a list "
+                f"of annotation dicts or one annotation dict with "
+                f"'keypoint' (got {got})")
         return list(anns)
 
     def _read_splits(self, force_reload: bool) -> Dict[str, List[str]]:
@@ -184,7 +196,8 @@ class PoseAnnotations(ExternalSkeletonDataset):
             with open(self._splits_path) as f:
                 return json.load(f)
         obj = self._load()
-        splits = obj.get('split', {}) if isinstance(obj, dict) else {}
+        splits = obj.get('split', {}) if isinstance(obj, dict) \
+            and not self._is_one_annotation(obj) else {}
         if not isinstance(splits, dict) or not all(
                 isinstance(v, (list, tuple)) for v in splits.values()):
             raise ValueError(f"PoseAnnotations: expected the 'split' entry of "
@@ -263,10 +276,10 @@ class PoseAnnotations(ExternalSkeletonDataset):
             shown = ', '.join(cut[:5]) + (f' and {len(cut) - 5} more'
                                           if len(cut) > 5 else '')
             what = 'body' if bodies == 1 else 'bodies'
-            warnings.warn(f"PoseAnnotations: {len(cut)} sample(s) of "
-                          f"'{self.input_path}' have more than {bodies} "
-                          f"{what}; kept the first {bodies} ({shown}). Pass "
-                          f"num_bodies= to keep more.", stacklevel=2)
+            warn_data(f"PoseAnnotations: {len(cut)} sample(s) of "
+                      f"'{self.input_path}' have more than {bodies} {what}; "
+                      f"kept the first {bodies} ({shown}). Pass num_bodies= "
+                      f"to keep more.")
         return data_list
 
     @staticmethod

@@ -135,6 +135,10 @@ class SBUKinectInteraction(SkeletonDataset):
             :obj:`True` for, before saving to disk.
         force_reload (bool, optional): Re-process the dataset.
             (default: :obj:`False`)
+        on_error (str, optional): :obj:`'raise'` the error of the first raw
+            file that cannot be read, or :obj:`'skip'` every such file, with
+            one warning listing them and why, also written to
+            ``processed/<name>.skipped.txt``. (default: :obj:`'raise'`)
     """
     name = 'sbu'
     layout = SBU
@@ -153,13 +157,14 @@ class SBUKinectInteraction(SkeletonDataset):
                  transform: Optional[Callable] = None,
                  pre_transform: Optional[Callable] = None,
                  pre_filter: Optional[Callable] = None,
-                 force_reload: bool = False) -> None:
+                 force_reload: bool = False, *,
+                 on_error: str = 'raise') -> None:
         self.fold = check_choice('fold', fold, range(1, len(SBU_FOLDS) + 1))
         self.split = check_choice('split', split, ('train', 'test'))
         self.num_frames = check_num_frames(num_frames)
         self.units = check_choice('units', units, SBU_UNITS)
         super().__init__(root, transform, pre_transform, pre_filter,
-                         force_reload=force_reload)
+                         force_reload=force_reload, on_error=on_error)
         test_sets = ', '.join(SBU_FOLDS[self.fold - 1])
         self.check_not_empty(
             f"the test split of fold {self.fold} (sets {test_sets})"
@@ -209,9 +214,12 @@ class SBUKinectInteraction(SkeletonDataset):
                         continue
                     path = osp.join(seq_dir, 'skeleton_pos.txt')
                     if not osp.isfile(path):
-                        raise FileNotFoundError(f"{seq_dir}: expected a "
-                                                f"skeleton_pos.txt file")
-                    coords = read_sbu_file(path)
+                        self.fail(path, FileNotFoundError(
+                            f"{seq_dir}: expected a skeleton_pos.txt file"))
+                        continue
+                    coords = self.read_raw(read_sbu_file, path)
+                    if coords is None:
+                        continue
                     if self.units == 'metres':
                         coords = sbu_to_metres(coords)
                     data_list.append(skeleton_to_data(

@@ -179,6 +179,10 @@ class UTKinectAction3D(SkeletonDataset):
             :obj:`True` for, before saving to disk.
         force_reload (bool, optional): Re-process the dataset.
             (default: :obj:`False`)
+        on_error (str, optional): :obj:`'raise'` the error of the first raw
+            file that cannot be read, or :obj:`'skip'` every such file, with
+            one warning listing them and why, also written to
+            ``processed/<name>.skipped.txt``. (default: :obj:`'raise'`)
     """
     name = 'utkinect'
     layout = KINECT_V1
@@ -199,7 +203,8 @@ class UTKinectAction3D(SkeletonDataset):
                  labels: str = 'original', transform: Optional[Callable] = None,
                  pre_transform: Optional[Callable] = None,
                  pre_filter: Optional[Callable] = None,
-                 force_reload: bool = False) -> None:
+                 force_reload: bool = False, *,
+                 on_error: str = 'raise') -> None:
         self.split = check_choice('split', split, ('train', 'test'))
         self.protocol = check_choice('protocol', protocol,
                                           ('cross_subject', 'loso'))
@@ -216,7 +221,7 @@ class UTKinectAction3D(SkeletonDataset):
         self.num_frames = check_num_frames(num_frames)
         self.labels = check_choice('labels', labels, ('original', 'modified'))
         super().__init__(root, transform, pre_transform, pre_filter,
-                         force_reload=force_reload)
+                         force_reload=force_reload, on_error=on_error)
 
     @property
     def raw_dir(self) -> str:
@@ -245,10 +250,14 @@ class UTKinectAction3D(SkeletonDataset):
             name = f'joints_s{subject:02d}_e{rep:02d}.txt'
             path = osp.join(self.raw_dir, name)
             if not osp.isfile(path):
-                raise FileNotFoundError(f"{path}: the joint file of recording "
-                                        f"s{subject:02d}_e{rep:02d} (listed in "
-                                        f"{self.label_file}) is missing")
-            ids, joints = read_utkinect_joints(path)
+                self.fail(path, FileNotFoundError(
+                    f"{path}: the joint file of recording s{subject:02d}_"
+                    f"e{rep:02d} (listed in {self.label_file}) is missing"))
+                continue
+            read = self.read_raw(read_utkinect_joints, path)
+            if read is None:
+                continue
+            ids, joints = read
             for action, frames in segments.items():
                 if frames is None:  # 'NaN NaN': no such segment
                     continue

@@ -9,7 +9,8 @@ import torch
 from torch_geometric.loader import DataLoader
 
 from tcmp_pyg.datasets import SkeletonArrays, UnsafePickleError
-from tcmp_pyg.datasets.arrays import CACHE_SUFFIX, trailing_length
+from tcmp_pyg.datasets.arrays import CACHE_SUFFIX, repeat_period, trailing_length
+from tcmp_pyg.datasets.base import skeleton_to_data
 from tcmp_pyg.layouts import NTU, SkeletonLayout
 from tcmp_pyg.nn import build_model
 from tcmp_pyg.transforms import CenterJoint, resample_frames
@@ -310,3 +311,127 @@ def test_bad_inputs_have_clear_errors(tmp_path):
     with pytest.raises(ValueError, match=r"\.pkl of \(sample_names, labels\) "
                                          r"or a \.npy"):
         SkeletonArrays(np.zeros((2, 3, 10, 25, 2)), txt, 'ntu')
+
+
+def pad_with_previous_frames(data):
+    """The "pad the null frames with the previous frames" step of the
+    pre_normalization of 2s-AGCN / MS-G3D, re-implemented as those scripts do
+    it: for each sample and body, the body's non-zero frames are copied to the
+    front if its first frame is empty, then the frames after its last one are
+    filled by repeating its frames from the start (the remainder a prefix)."""
+    s = np.transpose(data, [0, 4, 2, 3, 1]).copy()  # N, C, T, V, M -> N, M, T, V, C
+    for i_s, skeleton in enumerate(s):
+        for i_p, person in enumerate(skeleton):
+            if person.sum() == 0:
+                continue
+            if person[0].sum() == 0:
+                index = person.sum(-1).sum(-1) != 0
+                tmp = person[index].copy()
+                person *= 0
+                person[:len(tmp)] = tmp
+            for i_f, frame in enumerate(person):
+                if frame.sum() == 0 and person[i_f:].sum() == 0:
+                    rest = len(person) - i_f
+                    num = int(np.ceil(rest / i_f))
+                    pad = np.concatenate([person[0:i_f] for _ in range(num)], 0)[:rest]
+                    s[i_s, i_p, i_f:] = pad
+                    break
+    return np.transpose(s, [0, 4, 2, 3, 1])
+
+
+# (true length of body 0, of body 1; 0: absent). 100 and 150 divide 300.
+REPEATED = [(40, 0), (100, 0), (150, 0), (299, 0), (300, 0), (7, 0),
+            (60, 60), (80, 50), (120, 120)]
+
+
+def repeat_padded_array(T=300):
+    rng = np.random.default_rng(3)
+    original = np.zeros((len(REPEATED), 3, T, 25, 2), dtype=np.float32)
+    for n, lengths in enumerate(REPEATED):
+        for m, length in enumerate(lengths):
+            original[n, :, :length, :, m] = rng.normal(size=(3, length, 25))
+    return original, pad_with_previous_frames(original)
+
+
+def reference_x(sample, length, num_frames):
+    seq = sample[:, :length].transpose(1, 3, 2, 0)  # T, M, V, C
+    return skeleton_to_data(seq, NTU, 0, num_frames).x
+
+
+def test_repeat_padding_is_detected_and_cut_to_the_true_length(tmp_path):
+    original, padded = repeat_padded_array()
+    assert (padded[:, :, -1] != 0).any(axis=(1, 2, 3)).all()  # every sample fills T
+    data, label, _ = write_stgcn(tmp_path, padded, labels=[0] * len(REPEATED),
+                                 names=[str(n) for n in range(len(REPEATED))])
+    ds = SkeletonArrays(data, label, 'ntu', num_frames=32)  # padding='auto'
+    true = [max(lengths) for lengths in REPEATED]
+    assert ds.meta('length').tolist() == true
+    for n, length in enumerate(true):
+        # The frames are the original ones: one copy, body 1 zero after its end.
+        assert torch.equal(ds[n].x, reference_x(original[n], length, 32)), n
+    forced = SkeletonArrays(data, label, 'ntu', num_frames=32, padding='repeat')
+    assert forced.meta('length').tolist() == true
+    # 'zero' reads every frame as data, as before: all 300 frames.
+    zero = SkeletonArrays(data, label, 'ntu', num_frames=32, padding='zero')
+    assert zero.meta('length').tolist() == [300] * len(REPEATED)
+    assert torch.equal(zero[0].x, reference_x(padded[0], 300, 32))
+    # Each option has its own processed file.
+    names = cache_files(str(data) + CACHE_SUFFIX)
+    assert len(names) == 3 and [any(f'_{p}pad_' in f for f in names)
+                                for p in ('auto', 'repeat', 'zero')] == [True] * 3
+
+
+def test_repeat_padding_edge_cases():
+    original, padded = repeat_padded_array()
+    # Static: all frames equal (also a one-frame sequence padded): its padding
+    # cannot be told from its frames; kept whole, the graph is the same.
+    static = np.zeros((2, 3, 300, 25, 2), dtype=np.float32)
+    static[0, :, :40, :, 0] = original[0, :, :1, :, 0]
+    static[1, :, :1, :, 0] = original[1, :, :1, :, 0]
+    static = pad_with_previous_frames(static)
+    ds = SkeletonArrays(static, [0, 0], 'ntu', num_frames=16)
+    assert ds.meta('length').tolist() == [300, 300]
+    assert torch.allclose(ds[0].x, reference_x(static[0], 1, 16), atol=1e-6)
+    # Repeats followed by zero frames: 'auto' sees zero padding only,
+    # 'repeat' also looks for the repetition.
+    tail = padded[:1].copy()
+    tail[:, :, 250:] = 0
+    assert SkeletonArrays(tail, [0], 'ntu').meta('length').tolist() == [250]
+    forced = SkeletonArrays(tail, [0], 'ntu', num_frames=16, padding='repeat')
+    assert forced.meta('length').tolist() == [40]
+    assert torch.equal(forced[0].x, reference_x(original[0], 40, 16))
+    # Zero-padded data is unchanged by 'auto' (nothing repeats).
+    x = stgcn_array()
+    assert SkeletonArrays(x, LABELS, 'ntu').meta('length').tolist() == LENGTHS
+    with pytest.raises(ValueError, match=r"'padding' to be one of \['auto', "
+                                         r"'zero', 'repeat'\] \(got 'tile'\)"):
+        SkeletonArrays(x, LABELS, 'ntu', padding='tile')
+
+
+@pytest.mark.parametrize('frames, period', [
+    ([1, 2, 3, 1, 2, 3, 1], 3), ([1, 2, 3, 4], 4), ([5, 5, 5], 1), ([1], 1),
+    ([1, 2, 1, 2], 2), ([1, 2, 1, 3], 4), ([0, 0, 1, 0, 0], 3)])
+def test_repeat_period(frames, period):
+    assert repeat_period(np.array(frames, dtype=np.float32)[:, None]) == period
+
+
+def test_truncated_npy_says_truncated(tmp_path):
+    data, label, x = write_stgcn(tmp_path)
+    blob = data.read_bytes()
+    data.write_bytes(blob[:len(blob) // 2])  # an interrupted copy
+    with pytest.raises(ValueError, match=r"data file '.*train_data_joint\.npy' is "
+                                         r"truncated: its header announces an array "
+                                         r"of shape \(5, 3, 300, 25, 2\) float32 "
+                                         rf"\({len(blob)} bytes with the header\) but "
+                                         rf"the file holds {len(blob) // 2} bytes"):
+        SkeletonArrays(data, label, 'ntu')
+    labels = tmp_path / 'labels.npy'
+    np.save(labels, np.array(LABELS))
+    data.write_bytes(blob)
+    labels.write_bytes(labels.read_bytes()[:-8])
+    with pytest.raises(ValueError, match=r"labels file '.*labels\.npy' is truncated"):
+        SkeletonArrays(data, labels, 'ntu')
+    data.write_bytes(blob[:60])  # not even a whole header
+    with pytest.raises(ValueError, match=r"is truncated: the file holds 60 bytes, "
+                                         r"too few for a \.npy header"):
+        SkeletonArrays(data, label, 'ntu')

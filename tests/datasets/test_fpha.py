@@ -134,3 +134,18 @@ def test_split_parser_only_raises_clear_value_errors(data, corrupt, fuzz_dir):
         assert all(0 <= e.label < 45 for e in entries)
         assert len({e.path for e in entries}) == len(entries)
         assert torch.tensor([e.train for e in entries]).dtype == torch.bool
+
+
+def test_file_of_another_format_is_not_called_truncated(tmp_path):
+    # 26-joint hand data, one joint (x y z) a line: not FPHA's one frame a line.
+    rng = np.random.default_rng(0)
+    path = tmp_path / 'skeleton.txt'
+    path.write_text(''.join(f'{x:.4f} {y:.4f} {z:.4f}\n'
+                            for x, y, z in rng.normal(size=(2 * 26, 3))))
+    with pytest.raises(ValueError) as info:
+        read_fpha_skeleton(str(path))
+    message = str(info.value)
+    assert 'truncated' not in message
+    assert message.startswith(f'{path}, line 1: expected 64 whitespace-separated '
+                              f'values')
+    assert message.endswith('(got 3) (every line has 3: a file of another format?)')

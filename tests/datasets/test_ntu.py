@@ -5,7 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch_geometric.loader import DataLoader
 
-from tcmp_pyg.datasets import NTURGBD, SkippedSequenceWarning, parse_ntu_skeleton
+from tcmp_pyg.datasets import (NTURGBD, SkippedFileWarning, SkippedSequenceWarning,
+                               parse_ntu_skeleton)
 from tcmp_pyg.datasets.ntu import (NTUSample, parse_ntu_name, read_ntu_missing,
                                    read_ntu_sample)
 
@@ -129,9 +130,9 @@ def test_names_and_missing_list(tmp_path):
                                            'S001C002P006R001A008'}
 
 
-SAMPLES = [  # (setup, camera, subject, action)
+SAMPLES = [  # (setup, camera, subject, action); NTU-120 only from setup 18 on
     (1, 1, 1, 1), (1, 2, 3, 1), (2, 3, 2, 2), (2, 1, 4, 60),
-    (17, 2, 6, 3), (18, 1, 45, 2), (3, 1, 1, 61), (3, 2, 5, 120),
+    (17, 2, 6, 3), (18, 1, 45, 62), (19, 1, 1, 61), (21, 2, 5, 120),
 ]
 
 
@@ -178,7 +179,7 @@ def test_ntu120_benchmarks(ntu_small):
     assert sorted(xsub.meta('subject').tolist()) == [1, 1, 2, 4, 5, 45]
     xset = NTURGBD(ntu_small, variant='120', benchmark='xset', split='test',
                    num_frames=8)
-    assert sorted(xset.meta('setup').tolist()) == [1, 1, 3, 3, 17]
+    assert sorted(xset.meta('setup').tolist()) == [1, 1, 17, 19, 21]
     assert xset.meta('y').max().item() == 119 and len(xset.class_names) == 120
 
 
@@ -211,3 +212,60 @@ def test_parser_only_raises_clear_value_errors(data, corrupt, fuzz_dir):
     else:
         assert seq.shape[1:] == (2, 25, 3) and np.isfinite(seq).all()
         assert torch.from_numpy(seq).dtype == torch.float32
+
+
+@pytest.mark.parametrize('variant, name, match', [
+    ('60', 'S001C001P001R001A000', r'S001C001P001R001A000\.skeleton: action code '
+     r'A000 is outside NTU-60 \(expected A001-A060 in setups S001-S017\)'),
+    ('60', 'S003C001P001R001A061', r'A061 is outside NTU-60 \(expected A001-A060'),
+    ('120', 'S001C001P001R001A000', r'A000 is outside NTU-120 \(expected A001-A120 '
+     r'in setups S001-S032\)'),
+    ('120', 'S020C001P001R001A121', r'A121 is outside NTU-120'),
+    ('60', 'S020C001P001R001A121', r'A121 is outside NTU RGB\+D \(expected A001-A120\)'),
+    ('120', 'S033C001P001R001A001', r'setup code S033 is outside NTU RGB\+D'),
+])
+def test_action_code_outside_the_variant_is_refused(ntu_small, variant, name, match):
+    raw = ntu_small / 'raw' / 'nturgb+d_skeletons'
+    (raw / f'{name}.skeleton').write_text(ntu_text([[(A, np.ones((25, 3)))]]))
+    with pytest.raises(ValueError, match=match):
+        NTURGBD(ntu_small, variant=variant, num_frames=8, num_workers=0)
+    with pytest.raises(ValueError, match=r'action code A000 is outside'):
+        read_ntu_sample(NTUSample(str(raw / 'x.skeleton'),
+                                  'S001C001P001R001A000.skeleton', 8))
+
+
+def test_on_error_skip_processes_the_rest_and_reports_every_bad_file(ntu_small):
+    raw = ntu_small / 'raw' / 'nturgb+d_skeletons'
+    good = raw / 'S001C001P001R001A001.skeleton'
+    text = good.read_text()
+    (raw / 'S002C001P009R001A003.skeleton').write_text(text[:len(text) // 2])
+    (raw / 'S002C002P009R001A003.skeleton').write_text(text[:-40])  # mid-line
+    (raw / 'S002C003P009R001A000.skeleton').write_text(text)
+    with pytest.raises(ValueError, match=r'S002C003P009R001A000\.skeleton: action '
+                                         r'code A000 is outside NTU-60'):
+        NTURGBD(ntu_small, num_frames=8, num_workers=0)  # on_error='raise'
+    for workers, on_disk in ((0, False), (2, True)):
+        with pytest.warns(SkippedFileWarning) as record:
+            ds = NTURGBD(ntu_small, num_frames=8, num_workers=workers,
+                         on_disk=on_disk, on_error='skip', force_reload=True)
+        skipped = [w for w in record if w.category is SkippedFileWarning]
+        assert len(skipped) == 1  # one warning for all of them
+        message = str(skipped[0].message)
+        assert 'skipped 3 raw file(s)' in message and "on_error='skip'" in message
+        lines = message.split('\n')[1:]
+        assert [line.split('.skeleton')[0][-20:] for line in lines] == [
+            'S002C003P009R001A000', 'S002C001P009R001A003', 'S002C002P009R001A003']
+        assert 'action code A000 is outside NTU-60' in lines[0]
+        assert 'the file ends while reading' in lines[1]  # truncated
+        assert 'expected 12 whitespace-separated values' in lines[2]
+        # Every other sample is there; the report lists the same lines.
+        assert len(ds.all_meta('y')) == 5
+        report = ntu_small / 'processed' / (
+            'ntu_60_T8_skip_v1.skipped.txt')
+        assert str(report) in message and ds.skip_report_path == str(report)
+        assert report.read_text().splitlines() == [line.strip() for line in lines]
+    # From the processed cache: the same warning again.
+    with pytest.warns(SkippedFileWarning, match='skipped 3 raw file'):
+        NTURGBD(ntu_small, num_frames=8, on_disk=True, on_error='skip')
+    with pytest.raises(ValueError, match=r"'on_error' to be one of \['raise', 'skip'\]"):
+        NTURGBD(ntu_small, on_error='ignore')

@@ -89,7 +89,10 @@ def test_on_disk_gives_the_same_graphs_metadata_and_splits(ntu_root, variant,
             assert torch.equal(batch_m[key], batch_d[key])
         assert batch_m.source == batch_d.source
     name = f'ntu_{variant}_T8_v1'
-    assert processed(ntu_root) == [f'{name}.index.pt', f'{name}.npy', f'{name}.pt']
+    # Each storage keeps the data warnings (one sample without a body) beside it.
+    assert processed(ntu_root) == [f'{name}.index.pt', f'{name}.npy',
+                                   f'{name}.npy.warnings.json', f'{name}.pt',
+                                   f'{name}.pt.warnings.json']
     x = np.load(ntu_root / 'processed' / f'{name}.npy', mmap_mode='r')
     assert x.dtype == np.float32 and x.shape == (len(disk.all_meta('y')), 50, 8, 3)
     assert np.array_equal(x[disk.indices()[0]], disk[0].x.numpy())
@@ -110,7 +113,8 @@ def test_parallel_processing_matches_serial(ntu_root):
 @ignore_skipped
 def test_storage_is_chosen_by_the_estimated_size(ntu_root, monkeypatch):
     small = NTURGBD(ntu_root, num_frames=8)  # on_disk=None: a few KB
-    assert not small.on_disk and processed(ntu_root) == ['ntu_60_T8_v1.pt']
+    assert not small.on_disk and processed(ntu_root) == [
+        'ntu_60_T8_v1.pt', 'ntu_60_T8_v1.pt.warnings.json']
     files = 9  # variant 60: actions <= 60, setups <= 17, incl. the two skipped
     assert small.estimated_nbytes() == files * 50 * 8 * 3 * 4
     monkeypatch.setattr('tcmp_pyg.datasets.base.ON_DISK_THRESHOLD',

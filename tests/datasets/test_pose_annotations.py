@@ -330,3 +330,23 @@ def test_bad_files_have_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"annotation file '.*nope.pkl' "
                                                 r"not found"):
         PoseAnnotations(tmp_path / 'nope.pkl')
+
+
+def test_one_annotation_dict_is_a_one_sample_file(tmp_path):
+    # What per-video extraction scripts write: pickle.dump(anno, f).
+    ann = annotations_2d()[2]
+    path = tmp_path / 'S001C001P001R001A007.pkl'
+    path.write_bytes(pickle.dumps(ann, protocol=2))
+    ds = PoseAnnotations(path, None, 'coco', num_frames=8, num_bodies=2,
+                         use_score=True)
+    assert len(ds) == 1 and ds.meta('source') == ['S001C001P001R001A007']
+    assert ds[0].y.item() == 6 and ds[0].length.item() == 17
+    kp = np.concatenate([ann['keypoint'].astype(np.float32),
+                         ann['keypoint_score'].astype(np.float32)[..., None]], -1)
+    assert torch.allclose(ds[0].x, expected_x(kp, 8, 2), atol=1e-3)
+    with pytest.raises(ValueError, match=r"no 'split' dict: pass split=None"):
+        PoseAnnotations(path, 'xsub_train', 'coco')
+    path.write_bytes(pickle.dumps({'frame_dir': 'x', 'label': 0}))  # no keypoint
+    with pytest.raises(ValueError, match=r"or one annotation dict with 'keypoint' "
+                                         r"\(got dict with keys \['frame_dir', 'label'\]\)"):
+        PoseAnnotations(path, None, 'coco')

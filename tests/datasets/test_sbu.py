@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch_geometric.loader import DataLoader
 
-from tcmp_pyg.datasets import SBUKinectInteraction
+from tcmp_pyg.datasets import SBUKinectInteraction, SkippedFileWarning
 from tcmp_pyg.datasets.sbu import (SBU_CLASSES, SBU_FOLDS, read_sbu_file,
                                    sbu_to_metres)
 from tcmp_pyg.transforms import resample_frames
@@ -197,3 +197,20 @@ def test_real_sbu_counts_folds_and_batching(sbu_root):
     assert len(batch.source) == 8 and len(batch.set_name) == 8
     assert batch.edge_index.max() < 8 * 30
     assert torch.isfinite(batch.x).all()
+
+
+def test_on_error_skip_leaves_out_bad_and_missing_files(sbu_small):
+    root, written = sbu_small
+    total = len(SBUKinectInteraction(root, num_frames=8).all_meta('y'))
+    bad = root / 'raw' / sorted(written)[5]
+    bad.write_text(bad.read_text()[:-30])  # truncated last line
+    gone = root / 'raw' / sorted(written)[7]
+    gone.unlink()
+    with pytest.warns(SkippedFileWarning, match=r'skipped 2 raw file') as record:
+        ds = SBUKinectInteraction(root, num_frames=8, on_error='skip')
+    assert len(ds.all_meta('y')) == total - 2
+    report = (root / 'processed' / 'sbu_T8_m_skip_v1.skipped.txt').read_text()
+    assert str(bad) in report and "expected 91 ','-separated values" in report
+    assert f'{gone.parent}: expected a skeleton_pos.txt file' in report
+    assert str(record[0].message).split('\n')[1:] == [
+        f'  {line}' for line in report.splitlines()]
