@@ -6,10 +6,11 @@ each (fold, seed); the *validation* accuracy of the last epoch ranks the
 recipes. ``--final`` trains the named recipes on the whole training folds and
 reports the last-epoch *test* accuracy over (fold, seed), with a 95 % t
 interval. Results are appended to a CSV (one row per run), so an interrupted
-run resumes where it stopped.
+run resumes where it stopped. ``--dataset utkinect`` does the same on the
+cross-subject split of UTKinect (no folds: one row per seed).
 
     python benchmarks/dense_recipes.py --root datasets/sbu --out recipes.csv \\
-        --recipes sahbi sahbi-noaug --folds 1 2 3 4 5 --seeds 0 1
+        --recipes sahbi sahbi-rot-swap --folds 1 2 3 4 5 --seeds 0 1
     python benchmarks/dense_recipes.py --root datasets/sbu --out final.csv \\
         --recipes sahbi --folds 1 2 3 4 5 --seeds 0 1 2 --final
 
@@ -75,44 +76,63 @@ RECIPES: Dict[str, Dict[str, Any]] = {
                            model={**SAHBI, 'temporal_channels': 16, 'pool': 'mean',
                                   'channels': (16, 16, 16)},
                            train=dict(epochs=200, **ADAM)),
+    'sahbi-tcn-wide': dict(data=dict(rotation=10.0, swap_bodies=True, crop=0.7),
+                           model={**SAHBI, 'temporal_channels': 32,
+                                  'channels': (16, 16, 16)},
+                           train=dict(epochs=200, **ADAM)),
+    # <= 50,000 parameters: a narrower head over the nodes.
+    'sahbi-tcn-h24': dict(data=dict(rotation=10.0, swap_bodies=True, crop=0.7),
+                          model={**SAHBI, 'temporal_channels': 16,
+                                 'hidden_channels': 24},
+                          train=dict(epochs=200, **ADAM)),
+    'sahbi-tcn-narrow': dict(data=dict(rotation=10.0, swap_bodies=True, crop=0.7),
+                             model={**SAHBI, 'temporal_channels': 16,
+                                    'channels': (8, 8, 4), 'hidden_channels': 48},
+                             train=dict(epochs=200, **ADAM)),
     'stgcn-compact': dict(data=dict(swap_bodies=True),
                           model=dict(cls='preset', name='stgcn-compact'),
                           train=dict(epochs=100)),
 }
-COLUMNS = ('recipe', 'fold', 'seed', 'final', 'val_accuracy', 'test_accuracy',
-           'params', 'train_time_s')
+COLUMNS = ('dataset', 'recipe', 'fold', 'seed', 'final', 'val_accuracy',
+           'test_accuracy', 'params', 'train_time_s')
 
 
-def run_one(job: Tuple[str, int, int, bool, str, float]) -> Dict[str, Any]:
+def run_one(job: Tuple[str, str, int, int, bool, str, float]) -> Dict[str, Any]:
     import torch
 
     from tcmp_pyg.datasets import dataset_splits
     from tcmp_pyg.nn import TrajectoryGCN, build_model
     from tcmp_pyg.train import TrainConfig, seed_everything, train
 
-    name, fold, seed, final, root, val_fraction = job
+    dataset, name, fold, seed, final, root, val_fraction = job
     torch.set_num_threads(1)
     recipe = RECIPES[name]
     data = dict(recipe['data'])
+    if dataset == 'sbu':
+        data['fold'] = fold
+    else:  # UTKinect: the cross-subject protocol, no folds
+        data.pop('units', None)
     if final:
-        train_ds, test_ds = dataset_splits('sbu', root, fold=fold, **data)
+        train_ds, test_ds = dataset_splits(dataset, root, **data)
         val_ds = None
     else:
         train_ds, val_ds, test_ds = dataset_splits(
-            'sbu', root, fold=fold, val_fraction=val_fraction, seed=seed, **data)
+            dataset, root, val_fraction=val_fraction, seed=seed, **data)
+    num_classes = len(train_ds.class_names)
     sample = train_ds[0]
     seed_everything(seed)
     spec = dict(recipe['model'])
     cls = spec.pop('cls')
     if cls == 'preset':
-        model = build_model(spec['name'], sample.x.size(-1), 8, train_ds.layout,
+        model = build_model(spec['name'], sample.x.size(-1), num_classes,
+                            train_ds.layout,
                             num_frames=sample.x.size(1))
     else:
-        model = TrajectoryGCN(sample.x.size(-1), 8, train_ds.layout,
+        model = TrajectoryGCN(sample.x.size(-1), num_classes, train_ds.layout,
                               num_frames=sample.x.size(1), **spec)
     config = TrainConfig(seed=seed, progress=False, **recipe['train'])
     result = train(model, train_ds, test_ds, config, val_dataset=val_ds)
-    return dict(recipe=name, fold=fold, seed=seed, final=int(final),
+    return dict(dataset=dataset, recipe=name, fold=fold, seed=seed, final=int(final),
                 val_accuracy='' if val_ds is None else f'{result.val_accuracy:.4f}',
                 test_accuracy=f'{result.test_accuracy:.4f}',
                 params=sum(p.numel() for p in model.parameters()),
@@ -132,7 +152,9 @@ def mean_interval(values: List[float]) -> Tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--root', required=True, help='SBU root holding raw/')
+    parser.add_argument('--dataset', default='sbu', choices=('sbu', 'utkinect'),
+                        help='sbu (5 folds) or utkinect (cross-subject)')
+    parser.add_argument('--root', required=True, help='dataset root holding raw/')
     parser.add_argument('--out', required=True, help='results CSV (appended)')
     parser.add_argument('--recipes', nargs='+', default=list(RECIPES),
                         choices=list(RECIPES))
@@ -145,17 +167,21 @@ def main() -> None:
     args = parser.parse_args()
 
     from tcmp_pyg.datasets import dataset_splits
-    for units in ('metres', 'normalized'):  # process once, before the workers
-        dataset_splits('sbu', args.root, fold=1, units=units)
+    if args.dataset == 'sbu':
+        for units in ('metres', 'normalized'):  # processed before the workers
+            dataset_splits('sbu', args.root, fold=1, units=units)
+    else:
+        dataset_splits(args.dataset, args.root)
+        args.folds = [0]  # one split
 
     done = set()
     if osp.exists(args.out):
         with open(args.out) as f:
-            done = {(r['recipe'], int(r['fold']), int(r['seed']), int(r['final']))
-                    for r in csv.DictReader(f)}
-    jobs = [(r, f, s, args.final, args.root, args.val_fraction)
+            done = {(r['dataset'], r['recipe'], int(r['fold']), int(r['seed']),
+                     int(r['final'])) for r in csv.DictReader(f)}
+    jobs = [(args.dataset, r, f, s, args.final, args.root, args.val_fraction)
             for r in args.recipes for f in args.folds for s in args.seeds
-            if (r, f, s, int(args.final)) not in done]
+            if (args.dataset, r, f, s, int(args.final)) not in done]
     new = not osp.exists(args.out)
     start = time.perf_counter()
     with open(args.out, 'a', newline='') as f, \
@@ -171,7 +197,7 @@ def main() -> None:
 
     with open(args.out) as f:
         rows = [r for r in csv.DictReader(f) if int(r['final']) == int(args.final)
-                and r['recipe'] in args.recipes]
+                and r['recipe'] in args.recipes and r['dataset'] == args.dataset]
     key = 'test_accuracy' if args.final else 'val_accuracy'
     print(f"| recipe | n | {key} (mean ± 95 % interval) | params | s/run |")
     print('| --- | --- | --- | --- | --- |')

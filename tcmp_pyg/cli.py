@@ -183,13 +183,16 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                            'logged beside the test accuracy')
     data.add_argument('--rotation', type=float, default=None,
                       help='augmentation: maximum rotation about each axis in '
-                           'degrees (default: 10)')
-    data.add_argument('--swap-bodies', action='store_true',
+                           "degrees (default: the model's recipe, 10)")
+    data.add_argument('--swap-bodies', action=argparse.BooleanOptionalAction,
+                      default=None,
                       help='augmentation: random order of the persons of '
-                           'multi-body layouts (SBU, NTU)')
+                           "multi-body layouts (SBU, NTU) (default: the model's "
+                           'recipe, on)')
     data.add_argument('--crop', type=float, default=None,
                       help='augmentation: random temporal window of at least '
-                           'this share of the frames, resampled (e.g. 0.7)')
+                           'this share of the frames, resampled (e.g. 0.7; '
+                           "default: the model's recipe)")
     data.add_argument('--no-augment', action='store_true',
                       help='train without augmentation')
     data.add_argument('--no-motion', action='store_true',
@@ -198,25 +201,24 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                       help='add the bone channels')
     opt = p.add_argument_group('model and optimisation')
     opt.add_argument('--model', default='stgcn-compact', choices=MODEL_NAMES,
-                     help='model preset (default: stgcn-compact)')
-    opt.add_argument('--epochs', type=int, default=TrainConfig.epochs,
-                     help=f'(default: {TrainConfig.epochs})')
-    opt.add_argument('--lr', type=float, default=TrainConfig.lr,
-                     help=f'peak learning rate (default: {TrainConfig.lr})')
+                     help='model preset (default: stgcn-compact); it brings '
+                          'its recipe, the defaults of the options marked '
+                          '"recipe": ' + _recipe_summary())
+    opt.add_argument('--epochs', type=int, default=None, help='(default: recipe)')
+    opt.add_argument('--lr', type=float, default=None,
+                     help='peak learning rate (default: recipe)')
     opt.add_argument('--batch-size', type=int, default=TrainConfig.batch_size,
                      help='sequences per step, over all processes '
                           f'(default: {TrainConfig.batch_size})')
-    opt.add_argument('--optimizer', default=TrainConfig.optimizer,
-                     choices=OPTIMIZERS, help='SGD with Nesterov momentum or '
-                     f'AdamW (default: {TrainConfig.optimizer})')
+    opt.add_argument('--optimizer', default=None, choices=OPTIMIZERS,
+                     help='SGD with Nesterov momentum or AdamW (default: recipe)')
     opt.add_argument('--schedule', default=TrainConfig.schedule,
                      choices=SCHEDULES,
                      help=f'learning-rate schedule (default: {TrainConfig.schedule})')
-    opt.add_argument('--warmup', type=float, default=TrainConfig.warmup,
-                     help=f'epochs of linear warm-up (default: {TrainConfig.warmup:g})')
-    opt.add_argument('--weight-decay', type=float,
-                     default=TrainConfig.weight_decay,
-                     help=f'(default: {TrainConfig.weight_decay:g})')
+    opt.add_argument('--warmup', type=float, default=None,
+                     help='epochs of linear warm-up (default: recipe)')
+    opt.add_argument('--weight-decay', type=float, default=None,
+                     help='(default: recipe)')
     opt.add_argument('--label-smoothing', type=float,
                      default=TrainConfig.label_smoothing,
                      help='weight of the uniform target mixed into the training '
@@ -254,6 +256,28 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                         '(needs `pip install tensorboard`)')
     p.add_argument('--quiet', action='store_true', help='no progress bars')
     p.set_defaults(func=_cmd_train_launch)
+
+
+def _recipe_summary() -> str:
+    from tcmp_pyg.recipes import RECIPES
+    return '; '.join(
+        f'{name}: {r.epochs} epochs, {r.optimizer} lr {r.lr:g}, weight decay '
+        f'{r.weight_decay:g}, rotation {r.rotation:g}, '
+        f"{'' if r.swap_bodies else 'no '}person swap"
+        + (f', crop {r.crop:g}' if r.crop is not None else '')
+        for name, r in RECIPES.items())
+
+
+def _apply_recipe(args: argparse.Namespace) -> None:
+    """Fills the options left out with the model's recipe, in place, so that
+    the run folder records the values used."""
+    from tcmp_pyg.recipes import recipe_for
+
+    recipe = recipe_for(args.model)
+    for name in ('epochs', 'optimizer', 'lr', 'weight_decay', 'warmup',
+                 'rotation', 'swap_bodies', 'crop'):
+        if getattr(args, name) is None:
+            setattr(args, name, getattr(recipe, name))
 
 
 def _set_threads(threads: Optional[int]) -> None:
@@ -314,7 +338,7 @@ def _cmd_train_launch(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from tcmp_pyg.checkpoint import CheckpointError
-    from tcmp_pyg.datasets.splits import DEFAULT_ROTATION, dataset_splits
+    from tcmp_pyg.datasets.splits import dataset_splits
     from tcmp_pyg.distributed import DistributedContext, main_process_first
     from tcmp_pyg.nn import build_model
     from tcmp_pyg.pruning import make_pruner
@@ -326,10 +350,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except ImportError as e:  # before the data is loaded
         print(f'error: --tensorboard: {e}', file=sys.stderr)
         return 1
+    _apply_recipe(args)
     options = {k: getattr(args, k) for k in _TRAIN_DATASET_OPTIONS
                if getattr(args, k) is not None}
     root = args.root if args.root is not None else f'datasets/{args.dataset}'
-    rotation = DEFAULT_ROTATION if args.rotation is None else args.rotation
+    rotation = args.rotation
     try:
         streams = dict(motion=not args.no_motion, bone=args.bone)
         with main_process_first():  # several processes: rank 0 processes the data
