@@ -743,6 +743,12 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         print(f.read())
     print(f'{len(rows)} runs; results in {args.out}/results.csv, results.md and '
           f'accuracy_vs_rate.png')
+    failed = [r for r in rows if r['status'] == 'failed']
+    if failed:
+        print(f'error: {len(failed)} of {len(rows)} sweep runs failed (see the '
+              f"table above and their train.log under {os.path.join(args.out, 'runs')}); "
+              f'the same command retries them', file=sys.stderr)
+        return 1
     return 0
 
 
