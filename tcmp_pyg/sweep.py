@@ -1,9 +1,12 @@
 """Sweeps: every (method, amount, fold, seed) combination as one training run,
-resumable and run in parallel processes, then a results table and a plot.
+resumable and run in parallel, then a results table and a plot.
 
 Each run is the command ``tcmp-pyg train ... --out RUN`` in its own process, so
 a run killed halfway resumes from its last checkpoint and a finished run (its
-``metrics.json`` exists) is never trained again.
+``metrics.json`` exists) is never trained again. The launcher decides where
+those processes run: ``'local'`` starts them on this machine, ``'ray'`` makes
+each one a Ray task scheduled on a Ray cluster (the run folders then live on a
+file system that every node shares).
 """
 from __future__ import annotations
 
@@ -25,6 +28,9 @@ from tqdm import tqdm
 CSV_COLUMNS = ('model', 'method', 'amount', 'fold', 'seed', 'status', 'test_accuracy',
                'nominal_sparsity', 'effective_sparsity', 'weights', 'kept', 'live',
                'dead', 'epochs', 'train_time_s', 'error')
+
+
+LAUNCHERS = ('local', 'ray')
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,9 @@ def run_sweep(dataset: str, root: Optional[str], out: str, *,
               amounts: Sequence[float], folds: Sequence[Optional[int]],
               seeds: Sequence[int] = (0,), jobs: int = 1,
               threads_per_job: int = 1, train_args: Sequence[str] = (),
-              progress: bool = True) -> List[Dict[str, object]]:
+              progress: bool = True, launcher: str = 'local',
+              address: Optional[str] = None, cpus_per_run: Optional[float] = None,
+              gpus_per_run: Optional[float] = None) -> List[Dict[str, object]]:
     r"""Runs the grid (skipping finished runs) and writes ``results.csv``,
     ``results.md`` and ``accuracy_vs_rate.png`` into ``out``.
 
@@ -91,16 +99,45 @@ def run_sweep(dataset: str, root: Optional[str], out: str, *,
         out (str): Sweep folder; runs go to ``out/runs/<combination>``.
         models, methods, amounts, folds, seeds: The grid (method ``'dense'``
             trains without pruning).
-        jobs (int, optional): Runs in parallel. (default: :obj:`1`)
-        threads_per_job (int, optional): torch threads per run.
+        jobs (int, optional): Runs in parallel (``'local'`` launcher).
             (default: :obj:`1`)
+        threads_per_job (int, optional): torch threads per run (``'local'``
+            launcher). (default: :obj:`1`)
         train_args (Sequence[str], optional): Extra ``tcmp-pyg train``
             arguments (e.g. ``['--epochs', '60']``).
+        progress (bool, optional): Show a progress bar. (default: :obj:`True`)
+        launcher (str, optional): ``'local'`` (processes on this machine) or
+            ``'ray'`` (one Ray task per run; needs ``pip install
+            'tcmp-pyg[ray]'``). (default: :obj:`'local'`)
+        address (str, optional): Ray cluster to connect to (``'HOST:PORT'``,
+            ``'auto'``); if omitted, the Ray session already initialized in
+            this process, ``$RAY_ADDRESS``, or a new local Ray instance.
+            Ray only.
+        cpus_per_run (float, optional): CPUs Ray reserves for each run; the
+            run uses as many torch threads (at least one). Ray only.
+            (default: :obj:`1`)
+        gpus_per_run (float, optional): GPUs Ray reserves for each run; when
+            positive, runs train with ``--device cuda`` unless ``train_args``
+            names a device. Ray only. (default: :obj:`0`)
 
     Returns:
         One row per run (the CSV rows); failed runs have ``status ==
         'failed'``, an ``error`` and no accuracy.
     """
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"run_sweep: expected 'launcher' to be one of {LAUNCHERS} "
+                         f"(got {launcher!r})")
+    ray_options = dict(address=address, cpus_per_run=cpus_per_run,
+                       gpus_per_run=gpus_per_run)
+    if launcher == 'local' and any(v is not None for v in ray_options.values()):
+        given = [k for k, v in ray_options.items() if v is not None]
+        raise ValueError(f"run_sweep: {', '.join(given)} apply to launcher='ray' "
+                         f"only (got launcher='local')")
+    cpus = 1.0 if cpus_per_run is None else float(cpus_per_run)
+    gpus = 0.0 if gpus_per_run is None else float(gpus_per_run)
+    if cpus <= 0 or gpus < 0:
+        raise ValueError(f'run_sweep: expected cpus_per_run > 0 and gpus_per_run '
+                         f'>= 0 (got {cpus_per_run} and {gpus_per_run})')
     grid = combinations(models, methods, amounts, folds, seeds)
     os.makedirs(osp.join(out, 'runs'), exist_ok=True)
     todo = [c for c in grid if not osp.exists(_metrics_path(out, c))]
@@ -108,8 +145,15 @@ def run_sweep(dataset: str, root: Optional[str], out: str, *,
                disable=not progress, unit='run')
     start = time.time()
     try:
-        failures = _run_local(todo, out, dataset, root, train_args, bar,
-                              jobs=jobs, threads=threads_per_job)
+        if launcher == 'local':
+            failures = _run_local(todo, out, dataset, root, train_args, bar,
+                                  jobs=jobs, threads=threads_per_job)
+        else:
+            if gpus > 0 and not any(a == '--device' or a.startswith('--device=')
+                                    for a in train_args):
+                train_args = list(train_args) + ['--device', 'cuda']
+            failures = _run_ray(todo, out, dataset, root, train_args, bar,
+                                address=address, cpus=cpus, gpus=gpus)
     finally:
         bar.close()
     rows = collect(out, grid, failures)
@@ -122,17 +166,30 @@ class RunFailed(RuntimeError):
     is the row's ``error``."""
 
 
+# Linux: the child asks to be SIGKILLed when its parent dies, checks that the
+# parent is still the one it was started by, then becomes the training command.
+_DIE_WITH_PARENT = ('import ctypes, os, signal, sys; '
+                    'ctypes.CDLL(None).prctl(1, signal.SIGKILL); '  # PR_SET_PDEATHSIG
+                    'os.getppid() == int(sys.argv[1]) or os._exit(1); '
+                    'os.execv(sys.argv[2], sys.argv[2:])')
+
+
 def _start_run(combo: Combination, out: str, dataset: str, root: Optional[str],
-               train_args: Sequence[str], threads: int) -> tuple:
+               train_args: Sequence[str], threads: int,
+               die_with_parent: bool = False) -> tuple:
     """Starts ``tcmp-pyg train`` for ``combo``, its output appended to the run's
-    ``train.log``; returns ``(process, log file)``."""
+    ``train.log``; returns ``(process, log file)``. With ``die_with_parent``
+    (Linux), the process is killed when this one dies, so that no orphaned
+    run keeps writing to a folder that a re-run resumes."""
     run_dir = osp.join(out, 'runs', combo.name)
     os.makedirs(run_dir, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS=str(threads),
                TCMP_PYG_THREADS=str(threads))
+    command = train_command(combo, run_dir, dataset, root, train_args)
+    if die_with_parent and sys.platform.startswith('linux'):
+        command = [sys.executable, '-c', _DIE_WITH_PARENT, str(os.getpid())] + command
     log = open(osp.join(run_dir, 'train.log'), 'a')
-    proc = subprocess.Popen(train_command(combo, run_dir, dataset, root, train_args),
-                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     return proc, log
 
 
@@ -195,6 +252,71 @@ def _run_local(todo: Sequence[Combination], out: str, dataset: str,
 
 def _metrics_path(out: str, combo: Combination) -> str:
     return osp.join(out, 'runs', combo.name, 'metrics.json')
+
+
+def _train_task(combo: Combination, out: str, dataset: str, root: Optional[str],
+                train_args: Sequence[str], threads: int) -> None:
+    """One run as a Ray task: ``tcmp-pyg train`` in a child process of the
+    worker (dying with it), waited for; raises :class:`RunFailed`."""
+    proc, log = _start_run(combo, out, dataset, root, train_args, threads,
+                           die_with_parent=True)
+    with log:
+        returncode = proc.wait()
+    if returncode != 0:
+        raise RunFailed(run_error(osp.join(out, 'runs', combo.name), returncode))
+
+
+def _ray_error(ray: object, error: Exception) -> str:
+    """The row's error for an exception of ``ray.get``."""
+    cause = getattr(error, 'cause', None)
+    if isinstance(error, ray.exceptions.RayTaskError) and cause is not None:
+        if isinstance(cause, RunFailed):
+            return str(cause)
+        return f'{type(cause).__name__}: {cause}'[:300]  # e.g. an unwritable OUT
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    # A killed worker, a lost node...: the exception's name and first line.
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]
+
+
+def _run_ray(todo: Sequence[Combination], out: str, dataset: str,
+             root: Optional[str], train_args: Sequence[str], bar: tqdm, *,
+             address: Optional[str], cpus: float, gpus: float) -> Dict[str, str]:
+    """Runs each of ``todo`` as a Ray task reserving ``cpus`` CPUs and ``gpus``
+    GPUs (retried once: an exception or a killed worker); returns the errors
+    of the runs that failed both attempts, by run name."""
+    try:
+        import ray
+    except ImportError as e:
+        raise ImportError("run_sweep(launcher='ray') needs Ray: pip install "
+                          "'tcmp-pyg[ray]' (or 'ray>=2.9')") from e
+    # Workers start elsewhere (other machines, another working directory):
+    # paths are made absolute, and the default root is the driver's.
+    out = osp.abspath(out)
+    root = osp.abspath(root if root is not None else osp.join('datasets', dataset))
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, log_to_driver=False)
+    try:
+        task = ray.remote(_train_task).options(
+            num_cpus=cpus, num_gpus=gpus, max_retries=ATTEMPTS - 1,
+            retry_exceptions=True)
+        threads = max(1, int(cpus))
+        pending = {task.remote(combo, out, dataset, root, list(train_args), threads): combo
+                   for combo in todo}
+        failures: Dict[str, str] = {}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                combo = pending.pop(ref)
+                try:
+                    ray.get(ref)
+                except ray.exceptions.RayError as e:
+                    failures[combo.name] = _ray_error(ray, e)
+                bar.update(1)
+        return failures
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def collect(out: str, grid: Sequence[Combination],

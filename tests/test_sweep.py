@@ -1,6 +1,9 @@
 """Sweeps with the local launcher: failed runs are retried once, reported with
 their error, and do not stop the rest of the grid."""
 import csv
+import sys
+
+import pytest
 
 from tcmp_pyg.cli import main
 from tcmp_pyg.sweep import (CSV_COLUMNS, Combination, collect, failures_table,
@@ -72,3 +75,24 @@ def test_cli_sweep_exits_1_after_writing_the_failed_runs(tmp_path, capsys):
     assert '| stgcn-compact | dense | — |  | 0 | exit code 1: ' in captured.out
     (row,) = read_csv(out / 'results.csv')
     assert row['status'] == 'failed' and row['error'].startswith('exit code 1: ')
+
+
+def test_cli_sweep_rejects_the_options_of_the_other_launcher(tmp_path, capsys):
+    base = ['sweep', '--dataset', 'synthetic', '--out', str(tmp_path / 'sweep')]
+    assert main(base + ['--launcher', 'ray', '--jobs', '2']) == 1
+    assert capsys.readouterr().err.startswith(
+        'error: --jobs: not an option of --launcher ray (local: --jobs,')
+    assert main(base + ['--address', 'auto', '--gpus-per-run', '1']) == 1
+    assert capsys.readouterr().err.startswith(
+        'error: --address, --gpus-per-run: not an option of --launcher local')
+    assert not (tmp_path / 'sweep').exists()
+
+
+def test_ray_launcher_without_ray_says_what_to_install(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, 'ray', None)  # import ray raises ImportError
+    with pytest.raises(ImportError, match=r"needs Ray: pip install 'tcmp-pyg\[ray\]'"):
+        run_sweep('synthetic', None, str(tmp_path / 'a'), models=['stgcn-compact'],
+                  methods=['dense'], amounts=[0.9], folds=[None], launcher='ray')
+    assert main(['sweep', '--dataset', 'synthetic', '--out', str(tmp_path / 'b'),
+                 '--launcher', 'ray', '--quiet']) == 1
+    assert "needs Ray: pip install 'tcmp-pyg[ray]'" in capsys.readouterr().err
