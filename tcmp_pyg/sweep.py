@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Dict, List, Mapping, Optional, Sequence
 
 from tqdm import tqdm
@@ -266,7 +267,7 @@ def _train_task(combo: Combination, out: str, dataset: str, root: Optional[str],
         raise RunFailed(run_error(osp.join(out, 'runs', combo.name), returncode))
 
 
-def _ray_error(ray: object, error: Exception) -> str:
+def _ray_error(ray: ModuleType, error: Exception) -> str:
     """The row's error for an exception of ``ray.get``."""
     cause = getattr(error, 'cause', None)
     if isinstance(error, ray.exceptions.RayTaskError) and cause is not None:
@@ -320,7 +321,7 @@ def _run_ray(todo: Sequence[Combination], out: str, dataset: str,
 
 
 def collect(out: str, grid: Sequence[Combination],
-            failures: Mapping[str, str] = {}) -> List[Dict[str, object]]:
+            failures: Optional[Mapping[str, str]] = None) -> List[Dict[str, object]]:
     """Reads every finished run's ``metrics.json`` into CSV rows.
 
     Args:
@@ -333,6 +334,7 @@ def collect(out: str, grid: Sequence[Combination],
         One row per finished or failed run; runs that are neither are left
         out.
     """
+    failures = failures or {}
     rows = []
     for combo in grid:
         key = dict(model=combo.model, method=combo.method, amount=combo.amount,
