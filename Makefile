@@ -31,8 +31,11 @@ $(STAMP)/base: pyproject.toml $(STAMP)/torch
 	$(PIP) install --quiet -e .
 	@touch $@
 
+# The extras are installed with the installed torch pinned, so that none of
+# their dependencies brings another torch.
 $(STAMP)/test: pyproject.toml $(STAMP)/torch
-	$(PIP) install --quiet -e ".[test,notebooks]"
+	@$(PY) -c "import torch; print('torch==' + torch.__version__)" > $(STAMP)/torch-pin.txt
+	$(PIP) install --quiet -e ".[test,notebooks,ray]" -c $(STAMP)/torch-pin.txt
 	@touch $@
 
 # torch-scatter has no wheel for every torch: build it against the installed one

@@ -723,10 +723,22 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument('--folds', nargs='+', type=int, default=None,
                    help='folds (datasets with folds, e.g. sbu 1..5)')
     p.add_argument('--seeds', nargs='+', type=int, default=[0], help='(default: 0)')
-    p.add_argument('--jobs', type=int, default=1,
-                   help='runs in parallel processes (default: 1)')
-    p.add_argument('--threads-per-job', type=int, default=1,
-                   help='torch threads of each run (default: 1)')
+    p.add_argument('--launcher', default='local', choices=('local', 'ray'),
+                   help='local: processes on this machine; ray: one Ray task per '
+                   "run on a Ray cluster (pip install 'tcmp-pyg[ray]') (default: local)")
+    p.add_argument('--jobs', type=int, default=None,
+                   help='local: runs in parallel processes (default: 1)')
+    p.add_argument('--threads-per-job', type=int, default=None,
+                   help='local: torch threads of each run (default: 1)')
+    p.add_argument('--address', default=None,
+                   help="ray: cluster address, HOST:PORT or 'auto' (default: "
+                   '$RAY_ADDRESS, else a new local Ray instance)')
+    p.add_argument('--cpus-per-run', type=float, default=None,
+                   help='ray: CPUs reserved by each run, also its torch threads '
+                   '(default: 1)')
+    p.add_argument('--gpus-per-run', type=float, default=None,
+                   help='ray: GPUs reserved by each run; runs then train on cuda '
+                   'unless --train-args names a --device (default: 0)')
     p.add_argument('--epochs', type=int, default=None,
                    help='epochs of every run (default: as tcmp-pyg train)')
     p.add_argument('--lr', type=float, default=None,
@@ -755,12 +767,28 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         print(f'error: --amounts must lie in [0, 1), got {args.amounts}',
               file=sys.stderr)
         return 1
+    local = dict(jobs=args.jobs, threads_per_job=args.threads_per_job)
+    ray_options = dict(address=args.address, cpus_per_run=args.cpus_per_run,
+               gpus_per_run=args.gpus_per_run)
+    other = ray_options if args.launcher == 'local' else local
+    given = ['--' + k.replace('_', '-') for k, v in other.items() if v is not None]
+    if given:
+        print(f"error: {', '.join(given)}: not an option of --launcher "
+              f'{args.launcher} (local: --jobs, --threads-per-job; ray: --address, '
+              '--cpus-per-run, --gpus-per-run)', file=sys.stderr)
+        return 1
+    if args.launcher == 'local':
+        options = dict(jobs=args.jobs or 1, threads_per_job=args.threads_per_job or 1)
+    else:
+        options = dict(launcher='ray', **ray_options)
     try:
         rows = run_sweep(args.dataset, args.root, args.out, models=args.model,
                          methods=args.methods, amounts=args.amounts,
                          folds=args.folds or [None], seeds=args.seeds,
-                         jobs=args.jobs, threads_per_job=args.threads_per_job,
-                         train_args=train_args, progress=not args.quiet)
+                         train_args=train_args, progress=not args.quiet, **options)
+    except (ImportError, ValueError, ConnectionError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
     except RuntimeError as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
@@ -768,6 +796,12 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         print(f.read())
     print(f'{len(rows)} runs; results in {args.out}/results.csv, results.md and '
           f'accuracy_vs_rate.png')
+    failed = [r for r in rows if r['status'] == 'failed']
+    if failed:
+        print(f'error: {len(failed)} of {len(rows)} sweep runs failed (see the '
+              f"table above and their train.log under {os.path.join(args.out, 'runs')}); "
+              f'the same command retries them', file=sys.stderr)
+        return 1
     return 0
 
 

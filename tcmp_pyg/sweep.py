@@ -1,9 +1,12 @@
 """Sweeps: every (method, amount, fold, seed) combination as one training run,
-resumable and run in parallel processes, then a results table and a plot.
+resumable and run in parallel, then a results table and a plot.
 
 Each run is the command ``tcmp-pyg train ... --out RUN`` in its own process, so
 a run killed halfway resumes from its last checkpoint and a finished run (its
-``metrics.json`` exists) is never trained again.
+``metrics.json`` exists) is never trained again. The launcher decides where
+those processes run: ``'local'`` starts them on this machine, ``'ray'`` makes
+each one a Ray task scheduled on a Ray cluster (the run folders then live on a
+file system that every node shares).
 """
 from __future__ import annotations
 
@@ -12,17 +15,23 @@ import json
 import math
 import os
 import os.path as osp
+import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from types import ModuleType
+from typing import Dict, List, Mapping, Optional, Sequence
 
 from tqdm import tqdm
 
-CSV_COLUMNS = ('model', 'method', 'amount', 'fold', 'seed', 'test_accuracy',
+# status: 'ok', or 'failed' with the error (and no accuracy).
+CSV_COLUMNS = ('model', 'method', 'amount', 'fold', 'seed', 'status', 'test_accuracy',
                'nominal_sparsity', 'effective_sparsity', 'weights', 'kept', 'live',
-               'dead', 'epochs', 'train_time_s')
+               'dead', 'epochs', 'train_time_s', 'error')
+
+
+LAUNCHERS = ('local', 'ray')
 
 
 @dataclass(frozen=True)
@@ -74,9 +83,16 @@ def run_sweep(dataset: str, root: Optional[str], out: str, *,
               amounts: Sequence[float], folds: Sequence[Optional[int]],
               seeds: Sequence[int] = (0,), jobs: int = 1,
               threads_per_job: int = 1, train_args: Sequence[str] = (),
-              progress: bool = True) -> List[Dict[str, object]]:
+              progress: bool = True, launcher: str = 'local',
+              address: Optional[str] = None, cpus_per_run: Optional[float] = None,
+              gpus_per_run: Optional[float] = None) -> List[Dict[str, object]]:
     r"""Runs the grid (skipping finished runs) and writes ``results.csv``,
     ``results.md`` and ``accuracy_vs_rate.png`` into ``out``.
+
+    A run that fails (its process exits non-zero or is killed) is started
+    once more, resuming from its checkpoint; if it fails again it is reported
+    with ``status == 'failed'`` and its error, and the rest of the grid goes
+    on. Running the sweep again retries only the unfinished runs.
 
     Args:
         dataset (str): Dataset name (as for ``tcmp-pyg train``).
@@ -84,35 +100,139 @@ def run_sweep(dataset: str, root: Optional[str], out: str, *,
         out (str): Sweep folder; runs go to ``out/runs/<combination>``.
         models, methods, amounts, folds, seeds: The grid (method ``'dense'``
             trains without pruning).
-        jobs (int, optional): Runs in parallel. (default: :obj:`1`)
-        threads_per_job (int, optional): torch threads per run.
+        jobs (int, optional): Runs in parallel (``'local'`` launcher).
             (default: :obj:`1`)
+        threads_per_job (int, optional): torch threads per run (``'local'``
+            launcher). (default: :obj:`1`)
         train_args (Sequence[str], optional): Extra ``tcmp-pyg train``
             arguments (e.g. ``['--epochs', '60']``).
+        progress (bool, optional): Show a progress bar. (default: :obj:`True`)
+        launcher (str, optional): ``'local'`` (processes on this machine) or
+            ``'ray'`` (one Ray task per run; needs ``pip install
+            'tcmp-pyg[ray]'``). (default: :obj:`'local'`)
+        address (str, optional): Ray cluster to connect to (``'HOST:PORT'``,
+            ``'auto'``); if omitted, the Ray session already initialized in
+            this process, ``$RAY_ADDRESS``, or a new local Ray instance.
+            Ray only.
+        cpus_per_run (float, optional): CPUs Ray reserves for each run; the
+            run uses as many torch threads (at least one). Ray only.
+            (default: :obj:`1`)
+        gpus_per_run (float, optional): GPUs Ray reserves for each run; when
+            positive, runs train with ``--device cuda`` unless ``train_args``
+            names a device. Ray only. (default: :obj:`0`)
 
     Returns:
-        One row per run (the CSV rows).
+        One row per run (the CSV rows); failed runs have ``status ==
+        'failed'``, an ``error`` and no accuracy.
     """
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"run_sweep: expected 'launcher' to be one of {LAUNCHERS} "
+                         f"(got {launcher!r})")
+    ray_options = dict(address=address, cpus_per_run=cpus_per_run,
+                       gpus_per_run=gpus_per_run)
+    if launcher == 'local' and any(v is not None for v in ray_options.values()):
+        given = [k for k, v in ray_options.items() if v is not None]
+        raise ValueError(f"run_sweep: {', '.join(given)} apply to launcher='ray' "
+                         f"only (got launcher='local')")
+    cpus = 1.0 if cpus_per_run is None else float(cpus_per_run)
+    gpus = 0.0 if gpus_per_run is None else float(gpus_per_run)
+    if cpus <= 0 or gpus < 0:
+        raise ValueError(f'run_sweep: expected cpus_per_run > 0 and gpus_per_run '
+                         f'>= 0 (got {cpus_per_run} and {gpus_per_run})')
     grid = combinations(models, methods, amounts, folds, seeds)
     os.makedirs(osp.join(out, 'runs'), exist_ok=True)
     todo = [c for c in grid if not osp.exists(_metrics_path(out, c))]
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads_per_job),
-               TCMP_PYG_THREADS=str(threads_per_job))
-    running: List[tuple] = []
-    failed = []
     bar = tqdm(total=len(grid), initial=len(grid) - len(todo), desc='sweep',
                disable=not progress, unit='run')
     start = time.time()
-    while todo or running:
-        while todo and len(running) < max(1, jobs):
-            combo = todo.pop(0)
-            run_dir = osp.join(out, 'runs', combo.name)
-            os.makedirs(run_dir, exist_ok=True)
-            log = open(osp.join(run_dir, 'train.log'), 'a')
-            proc = subprocess.Popen(train_command(combo, run_dir, dataset, root,
-                                                  train_args),
-                                    stdout=log, stderr=subprocess.STDOUT, env=env)
-            running.append((combo, proc, log))
+    try:
+        if launcher == 'local':
+            failures = _run_local(todo, out, dataset, root, train_args, bar,
+                                  jobs=jobs, threads=threads_per_job)
+        else:
+            if gpus > 0 and not any(a == '--device' or a.startswith('--device=')
+                                    for a in train_args):
+                train_args = list(train_args) + ['--device', 'cuda']
+            failures = _run_ray(todo, out, dataset, root, train_args, bar,
+                                address=address, cpus=cpus, gpus=gpus)
+    finally:
+        bar.close()
+    rows = collect(out, grid, failures)
+    write_results(out, rows, elapsed=time.time() - start)
+    return rows
+
+
+class RunFailed(RuntimeError):
+    """A training run of a sweep exited non-zero or was killed; the message
+    is the row's ``error``."""
+
+
+# Linux: the child asks to be SIGKILLed when its parent dies, checks that the
+# parent is still the one it was started by, then becomes the training command.
+_DIE_WITH_PARENT = ('import ctypes, os, signal, sys; '
+                    'ctypes.CDLL(None).prctl(1, signal.SIGKILL); '  # PR_SET_PDEATHSIG
+                    'os.getppid() == int(sys.argv[1]) or os._exit(1); '
+                    'os.execv(sys.argv[2], sys.argv[2:])')
+
+
+def _start_run(combo: Combination, out: str, dataset: str, root: Optional[str],
+               train_args: Sequence[str], threads: int,
+               die_with_parent: bool = False) -> tuple:
+    """Starts ``tcmp-pyg train`` for ``combo``, its output appended to the run's
+    ``train.log``; returns ``(process, log file)``. With ``die_with_parent``
+    (Linux), the process is killed when this one dies, so that no orphaned
+    run keeps writing to a folder that a re-run resumes."""
+    run_dir = osp.join(out, 'runs', combo.name)
+    os.makedirs(run_dir, exist_ok=True)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads),
+               TCMP_PYG_THREADS=str(threads))
+    command = train_command(combo, run_dir, dataset, root, train_args)
+    if die_with_parent and sys.platform.startswith('linux'):
+        command = [sys.executable, '-c', _DIE_WITH_PARENT, str(os.getpid())] + command
+    log = open(osp.join(run_dir, 'train.log'), 'a')
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    return proc, log
+
+
+def run_error(run_dir: str, returncode: int) -> str:
+    """The ``error`` of a failed run: how its process ended, and for a non-zero
+    exit the last line of its ``train.log`` (the exception or CLI error)."""
+    if returncode < 0:
+        try:
+            return f'killed by {signal.Signals(-returncode).name}'
+        except ValueError:
+            return f'killed by signal {-returncode}'
+    last = ''
+    try:
+        with open(osp.join(run_dir, 'train.log'), errors='replace') as f:
+            lines = [line.strip() for line in f if line.strip()]
+        last = lines[-1] if lines else ''
+    except OSError:
+        pass
+    if len(last) > 300:
+        last = last[:297] + '...'
+    return f'exit code {returncode}: {last}' if last else f'exit code {returncode}'
+
+
+# A failed run is started once more (it resumes from its checkpoint).
+ATTEMPTS = 2
+
+
+def _run_local(todo: Sequence[Combination], out: str, dataset: str,
+               root: Optional[str], train_args: Sequence[str], bar: tqdm, *,
+               jobs: int, threads: int) -> Dict[str, str]:
+    """Runs ``todo`` in at most ``jobs`` local processes; returns the errors of
+    the runs that failed every attempt, by run name."""
+    queue = list(todo)
+    attempts: Dict[str, int] = {}
+    running: List[tuple] = []
+    failures: Dict[str, str] = {}
+    while queue or running:
+        while queue and len(running) < max(1, jobs):
+            combo = queue.pop(0)
+            attempts[combo.name] = attempts.get(combo.name, 0) + 1
+            running.append((combo, *_start_run(combo, out, dataset, root,
+                                               train_args, threads)))
         time.sleep(0.5)
         for item in list(running):
             combo, proc, log = item
@@ -120,42 +240,130 @@ def run_sweep(dataset: str, root: Optional[str], out: str, *,
                 continue
             log.close()
             running.remove(item)
-            if proc.returncode != 0:
-                failed.append(combo.name)
-            bar.update(1)
-    bar.close()
-    if failed:
-        raise RuntimeError(f"{len(failed)} sweep runs failed (see their train.log "
-                           f"under {osp.join(out, 'runs')}): {', '.join(failed)}")
-    rows = collect(out, grid)
-    write_results(out, rows, elapsed=time.time() - start)
-    return rows
+            if proc.returncode == 0:
+                bar.update(1)
+            elif attempts[combo.name] < ATTEMPTS:
+                queue.append(combo)
+            else:
+                failures[combo.name] = run_error(osp.join(out, 'runs', combo.name),
+                                                 proc.returncode)
+                bar.update(1)
+    return failures
 
 
 def _metrics_path(out: str, combo: Combination) -> str:
     return osp.join(out, 'runs', combo.name, 'metrics.json')
 
 
-def collect(out: str, grid: Sequence[Combination]) -> List[Dict[str, object]]:
-    """Reads every finished run's ``metrics.json`` into CSV rows."""
+def _train_task(combo: Combination, out: str, dataset: str, root: Optional[str],
+                train_args: Sequence[str], threads: int) -> None:
+    """One run as a Ray task: ``tcmp-pyg train`` in a child process of the
+    worker (dying with it), waited for; raises :class:`RunFailed`."""
+    proc, log = _start_run(combo, out, dataset, root, train_args, threads,
+                           die_with_parent=True)
+    with log:
+        returncode = proc.wait()
+    if returncode != 0:
+        raise RunFailed(run_error(osp.join(out, 'runs', combo.name), returncode))
+
+
+def _ray_error(ray: ModuleType, error: Exception) -> str:
+    """The row's error for an exception of ``ray.get``."""
+    cause = getattr(error, 'cause', None)
+    if isinstance(error, ray.exceptions.RayTaskError) and cause is not None:
+        if isinstance(cause, RunFailed):
+            return str(cause)
+        return f'{type(cause).__name__}: {cause}'[:300]  # e.g. an unwritable OUT
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    # A killed worker, a lost node...: the exception's name and first line.
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]
+
+
+def _run_ray(todo: Sequence[Combination], out: str, dataset: str,
+             root: Optional[str], train_args: Sequence[str], bar: tqdm, *,
+             address: Optional[str], cpus: float, gpus: float) -> Dict[str, str]:
+    """Runs each of ``todo`` as a Ray task reserving ``cpus`` CPUs and ``gpus``
+    GPUs (retried once: an exception or a killed worker); returns the errors
+    of the runs that failed both attempts, by run name."""
+    try:
+        import ray
+    except ImportError as e:
+        raise ImportError("run_sweep(launcher='ray') needs Ray: pip install "
+                          "'tcmp-pyg[ray]' (or 'ray>=2.9')") from e
+    # Workers start elsewhere (other machines, another working directory):
+    # paths are made absolute, and the default root is the driver's.
+    out = osp.abspath(out)
+    root = osp.abspath(root if root is not None else osp.join('datasets', dataset))
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, log_to_driver=False)
+    try:
+        task = ray.remote(_train_task).options(
+            num_cpus=cpus, num_gpus=gpus, max_retries=ATTEMPTS - 1,
+            retry_exceptions=True)
+        threads = max(1, int(cpus))
+        pending = {task.remote(combo, out, dataset, root, list(train_args), threads): combo
+                   for combo in todo}
+        failures: Dict[str, str] = {}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                combo = pending.pop(ref)
+                try:
+                    ray.get(ref)
+                except ray.exceptions.RayError as e:
+                    failures[combo.name] = _ray_error(ray, e)
+                bar.update(1)
+        return failures
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def collect(out: str, grid: Sequence[Combination],
+            failures: Optional[Mapping[str, str]] = None) -> List[Dict[str, object]]:
+    """Reads every finished run's ``metrics.json`` into CSV rows.
+
+    Args:
+        out (str): Sweep folder.
+        grid (Sequence[Combination]): The runs, in the order of the rows.
+        failures (Mapping[str, str], optional): Errors of failed runs by run
+            name; those runs get a row with ``status == 'failed'``.
+
+    Returns:
+        One row per finished or failed run; runs that are neither are left
+        out.
+    """
+    failures = failures or {}
     rows = []
     for combo in grid:
+        key = dict(model=combo.model, method=combo.method, amount=combo.amount,
+                   fold='' if combo.fold is None else combo.fold, seed=combo.seed)
         path = _metrics_path(out, combo)
         if not osp.exists(path):
+            if combo.name in failures:
+                rows.append(dict(key, status='failed', error=failures[combo.name]))
             continue
         with open(path) as f:
             m = json.load(f)
         conn = m.get('connectivity') or {}
-        rows.append(dict(model=combo.model, method=combo.method, amount=combo.amount,
-                         fold='' if combo.fold is None else combo.fold,
-                         seed=combo.seed, test_accuracy=m['test_accuracy'],
+        rows.append(dict(key, status='ok', test_accuracy=m['test_accuracy'],
                          nominal_sparsity=conn.get('nominal_sparsity', 0.0),
                          effective_sparsity=conn.get('effective_sparsity', 0.0),
                          weights=conn.get('weights', ''), kept=conn.get('kept', ''),
                          live=conn.get('live', ''), dead=conn.get('dead', 0),
                          epochs=m.get('epochs', ''),
-                         train_time_s=m.get('train_time_s', '')))
+                         train_time_s=m.get('train_time_s', ''), error=''))
     return rows
+
+
+def _finished(rows: Sequence[Dict[str, object]]) -> List[Dict[str, object]]:
+    # A results.csv written before the status column holds finished runs only.
+    return [r for r in rows if r.get('status', 'ok') in ('ok', '', None)]
+
+
+def _failed(rows: Sequence[Dict[str, object]]) -> List[Dict[str, object]]:
+    return [r for r in rows if r.get('status') == 'failed']
 
 
 def _mean_std(values: Sequence[float]) -> tuple:
@@ -167,9 +375,9 @@ def _mean_std(values: Sequence[float]) -> tuple:
 
 def summarize(rows: Sequence[Dict[str, object]]) -> List[Dict[str, object]]:
     """Mean and standard deviation over folds and seeds per (model, method,
-    amount)."""
+    amount), over the finished runs (failed runs are left out)."""
     groups: Dict[tuple, List[Dict[str, object]]] = {}
-    for r in rows:
+    for r in _finished(rows):
         groups.setdefault((r['model'], r['method'], float(r['amount'])), []).append(r)
     out = []
     for (model, method, amount), rs in sorted(groups.items(),
@@ -196,9 +404,27 @@ def markdown_table(summary: Sequence[Dict[str, object]]) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def failures_table(rows: Sequence[Dict[str, object]]) -> str:
+    """Markdown table of the failed runs and their errors ('' if none)."""
+    failed = _failed(rows)
+    if not failed:
+        return ''
+    lines = [f'Failed runs ({len(failed)} of {len(rows)}; each was started twice, '
+             f'see its train.log under runs/):', '',
+             '| model | method | pruning | fold | seed | error |',
+             '| --- | --- | --- | --- | --- | --- |']
+    for r in failed:
+        rate = '—' if r['method'] == 'dense' else f"{100 * float(r['amount']):g} %"
+        error = str(r['error']).replace('|', '\\|').replace('\n', ' ')
+        lines.append(f"| {r['model']} | {r['method']} | {rate} | {r['fold']} | "
+                     f"{r['seed']} | {error} |")
+    return '\n'.join(lines) + '\n'
+
+
 def write_results(out: str, rows: Sequence[Dict[str, object]],
                   elapsed: Optional[float] = None) -> None:
-    """``results.csv`` (one row per run), ``results.md`` (mean ± std) and
+    """``results.csv`` (one row per run), ``results.md`` (mean ± std of the
+    finished runs, then the failed runs and their errors) and
     ``accuracy_vs_rate.png``."""
     tmp = osp.join(out, 'results.csv.tmp')
     with open(tmp, 'w', newline='') as f:
@@ -206,13 +432,19 @@ def write_results(out: str, rows: Sequence[Dict[str, object]],
         writer.writeheader()
         writer.writerows(rows)
     os.replace(tmp, osp.join(out, 'results.csv'))
+    finished = _finished(rows)
     text = markdown_table(summarize(rows))
+    failures = failures_table(rows)
+    if failures:
+        text += '\n' + failures
     if elapsed is not None:
-        text += f'\n{len(rows)} runs; this invocation took {elapsed / 60:.1f} min.\n'
+        failed = f', {len(rows) - len(finished)} failed' if failures else ''
+        text += (f'\n{len(finished)} runs{failed}; this invocation took '
+                 f'{elapsed / 60:.1f} min.\n')
     with open(osp.join(out, 'results.md.tmp'), 'w') as f:
         f.write(text)
     os.replace(osp.join(out, 'results.md.tmp'), osp.join(out, 'results.md'))
-    if rows:
+    if finished:
         from tcmp_pyg.visualization import plot_accuracy_vs_rate
         plot_accuracy_vs_rate(osp.join(out, 'results.csv'),
                               path=osp.join(out, 'accuracy_vs_rate.png'))
