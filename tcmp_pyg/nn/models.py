@@ -376,9 +376,12 @@ def build_model(name: str, in_channels: int, num_classes: int,
       training.
     - ``'attention-gcn'``: :class:`AttentionGCN` with its defaults (needs
       ``num_frames``).
-    - ``'sahbi-gcn'``: :class:`~tcmp_pyg.nn.TrajectoryGCN` with its defaults
-      (three attention blocks of 4 heads x 8 filters, the TCMP papers'
-      baseline family; needs ``num_frames``).
+    - ``'sahbi-gcn'``: :class:`~tcmp_pyg.nn.TrajectoryGCN`, the TCMP papers'
+      baseline family (three attention blocks of 4 heads x 8 filters over
+      the joints' trajectories), with a temporal front end of 16 channels
+      and a fully connected layer of 24 units: 47,912 parameters on SBU at
+      40 frames. Chosen on validation among widths, heads and front ends
+      (``benchmarks/RESULTS.md``, section 1); needs ``num_frames``.
     """
     if name == 'stgcn':
         return STGCN(in_channels, num_classes, layout)
@@ -389,7 +392,8 @@ def build_model(name: str, in_channels: int, num_classes: int,
         return AttentionGCN(in_channels, num_classes, layout, num_frames=num_frames)
     if name == 'sahbi-gcn':
         from tcmp_pyg.nn.trajectory import TrajectoryGCN
-        return TrajectoryGCN(in_channels, num_classes, layout, num_frames=num_frames)
+        return TrajectoryGCN(in_channels, num_classes, layout, num_frames=num_frames,
+                             hidden_channels=24, temporal_channels=16)
     raise ValueError(f"Unknown model '{name}' (expected one of {MODEL_NAMES})")
 
 

@@ -143,10 +143,11 @@ def test_preset_config_round_trip_and_parameter_count():
     batch = sequences(T=40, C=6)
     model.eval(), rebuilt.eval()
     assert torch.equal(model(batch), rebuilt(batch))
-    # 240 trajectory features -> 32 -> 32 -> 32 per joint, 30 joints -> 64 -> 8.
+    # 6 channels -> 16 (9 taps, stride 2: 20 frames) -> 20 x 16 features ->
+    # 32 -> 32 -> 32 per joint, 30 joints -> 24 -> 8.
     assert sum(p.numel() for p in model.parameters()) == (
-        2 * 30 * 6 + 3 * 4 * 30 * 30 + 240 * 32 + 2 * 32 * 32 + 3 * (3 * 32)
-        + 30 * 32 * 64 + 64 + 64 * 8 + 8)
+        2 * 30 * 6 + 16 * 6 * 9 + 3 * 16 + 3 * 4 * 30 * 30 + 20 * 16 * 32
+        + 2 * 32 * 32 + 3 * (3 * 32) + 30 * 32 * 24 + 24 + 24 * 8 + 8) == 47912
 
 
 def test_tcmp_keeps_it_consistent_and_exact():
