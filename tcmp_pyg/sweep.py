@@ -20,6 +20,8 @@ from typing import Dict, List, Optional, Sequence
 
 from tqdm import tqdm
 
+from tcmp_pyg.cli import train_args_for
+
 CSV_COLUMNS = ('model', 'method', 'amount', 'fold', 'seed', 'test_accuracy',
                'nominal_sparsity', 'effective_sparsity', 'weights', 'kept', 'live',
                'dead', 'epochs', 'train_time_s')
@@ -64,9 +66,11 @@ def train_command(combo: Combination, out_dir: str, dataset: str,
         cmd += ['--root', root]
     if combo.fold is not None:
         cmd += ['--fold', str(combo.fold)]
-    if combo.method != 'dense':
-        cmd += ['--prune', combo.method, '--amount', repr(combo.amount)]
-    return cmd + list(train_args)
+    method = None if combo.method == 'dense' else combo.method
+    if method is not None:
+        cmd += ['--prune', method, '--amount', repr(combo.amount)]
+    # `train` refuses pruning options that do not apply to the run's method.
+    return cmd + train_args_for(method, train_args)
 
 
 def run_sweep(dataset: str, root: Optional[str], out: str, *,
