@@ -73,6 +73,32 @@ def train_command(combo: Combination, out_dir: str, dataset: str,
     return cmd + train_args_for(method, train_args)
 
 
+class _RunLines:
+    """Sweep progress outside a terminal: one line per finished run."""
+
+    def __init__(self, total: int, done: int, enabled: bool) -> None:
+        self.total, self.done, self.enabled = total, done, enabled
+        self.start = time.time()
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        if self.enabled:
+            print(f'sweep: {self.done}/{self.total} runs done '
+                  f'({time.time() - self.start:.0f} s)', file=sys.stderr,
+                  flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, done: int, enabled: bool):
+    # A bar redrawn in place only makes sense on a terminal; in a log, CI or
+    # `| tee` its carriage-return frames pile up, so lines are written instead.
+    if enabled and sys.stderr.isatty():
+        return tqdm(total=total, initial=done, desc='sweep', unit='run')
+    return _RunLines(total, done, enabled)
+
+
 def run_sweep(dataset: str, root: Optional[str], out: str, *,
               models: Sequence[str], methods: Sequence[str],
               amounts: Sequence[float], folds: Sequence[Optional[int]],
@@ -104,8 +130,7 @@ def run_sweep(dataset: str, root: Optional[str], out: str, *,
                TCMP_PYG_THREADS=str(threads_per_job))
     running: List[tuple] = []
     failed = []
-    bar = tqdm(total=len(grid), initial=len(grid) - len(todo), desc='sweep',
-               disable=not progress, unit='run')
+    bar = _progress(len(grid), len(grid) - len(todo), progress)
     start = time.time()
     while todo or running:
         while todo and len(running) < max(1, jobs):

@@ -124,3 +124,23 @@ def test_sweep_device_reaches_every_run(tmp_path, monkeypatch, capsys):
                             '--epochs', '2') == ['--epochs', '2', '--device', 'cuda:1']
     # Without it, each run takes train's default (cpu).
     assert sweep_train_args(tmp_path, monkeypatch, capsys) == []
+
+
+def test_sweep_writes_lines_not_bar_frames_outside_a_terminal(tmp_path, capsys):
+    # capsys: stderr is not a terminal, as in a log file or CI.
+    out = tmp_path / 'sweep'
+    code = main(['sweep', '--dataset', 'synthetic', '--root', str(tmp_path / 'data'),
+                 '--out', str(out), '--methods', 'dense', 'mp', '--amounts', '0.9',
+                 '--epochs', '1', '--num-frames', '8', '--device', 'cpu',
+                 '--train-args=--num-samples 40 --batch-size 8 --tcmp-mode relaxed'])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert '\r' not in captured.err and '\r' not in captured.out
+    lines = captured.err.splitlines()
+    assert [re.sub(r' \(\d+ s\)$', '', line) for line in lines] == [
+        'sweep: 1/2 runs done', 'sweep: 2/2 runs done']
+    # Each run took the device; --tcmp-mode went to no run (no tcmp here).
+    for run, mode in (('stgcn-compact_dense_seed0', None),
+                      ('stgcn-compact_mp_0.9_seed0', 'hard')):
+        args = json.loads((out / 'runs' / run / 'metrics.json').read_text())['args']
+        assert args['device'] == 'cpu' and args['tcmp_mode'] == mode
