@@ -20,7 +20,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.stamps
 
-.PHONY: demo test test-slow bench clean-venv
+.PHONY: demo test test-slow bench notebooks clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,13 @@ bench: $(STAMP)/base
 	$(PY) benchmarks/bench_pruning_overhead.py
 	$(PY) benchmarks/bench_compact.py
 	$(PY) benchmarks/bench_data.py --files 2000 --frames 120
+
+# The example notebooks executed on the full budget, outputs and figures
+# included, as docs/notebooks/*.ipynb (examples/ stays output-free; the tests
+# execute those from scratch). NOTEBOOKS=02_mp_vs_tcmp renders one.
+NOTEBOOKS ?=
+notebooks: $(STAMP)/test
+	$(PY) docs/render_notebooks.py $(NOTEBOOKS)
 
 clean-venv:
 	rm -rf $(VENV)
