@@ -1,9 +1,17 @@
 # Everything runs inside .venv, created on first use from a bare Python >= 3.10.
 # torch is installed as $(TORCH) unless a torch is already importable in .venv;
 # naming TORCH on the command line (make test TORCH='torch==2.5.1') always installs it.
+# TORCH_INDEX picks the wheel source of torch without editing files, e.g. the
+# CPU-only wheels (no CUDA libraries to download) on a fresh clone:
+#   make test TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# TORCH_PIP_ARGS passes any other pip options for that one install. Naming either
+# on the command line installs torch even if one is importable (in a .venv that
+# already installed torch: `make clean-venv` first).
 PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
+TORCH_PIP_ARGS ?= $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 # Set SCATTER=0 to skip building torch-scatter (PyG then uses its own scatter code).
 SCATTER ?= 1
 PYTEST_ARGS ?=
@@ -12,7 +20,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.stamps
 
-.PHONY: demo test test-slow bench clean-venv
+.PHONY: demo test test-slow bench notebooks clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,10 +28,10 @@ $(PY):
 
 $(STAMP)/torch: | $(PY)
 	@mkdir -p $(STAMP)
-ifeq ($(origin TORCH),command line)
-	$(PIP) install "$(TORCH)"
+ifneq ($(filter command,$(origin TORCH) $(origin TORCH_INDEX) $(origin TORCH_PIP_ARGS)),)
+	$(PIP) install $(strip $(TORCH_PIP_ARGS) "$(TORCH)")
 else
-	@$(PY) -c "import torch" 2>/dev/null && echo "torch already installed" || $(PIP) install "$(TORCH)"
+	@$(PY) -c "import torch" 2>/dev/null && echo "torch already installed" || $(PIP) install $(strip $(TORCH_PIP_ARGS) "$(TORCH)")
 endif
 	@touch $@
 
@@ -65,6 +73,13 @@ bench: $(STAMP)/base
 	$(PY) benchmarks/bench_pruning_overhead.py
 	$(PY) benchmarks/bench_compact.py
 	$(PY) benchmarks/bench_data.py --files 2000 --frames 120
+
+# The example notebooks executed on the full budget, outputs and figures
+# included, as docs/notebooks/*.ipynb (examples/ stays output-free; the tests
+# execute those from scratch). NOTEBOOKS=02_mp_vs_tcmp renders one.
+NOTEBOOKS ?=
+notebooks: $(STAMP)/test
+	$(PY) docs/render_notebooks.py $(NOTEBOOKS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -5,7 +5,9 @@ import argparse
 import os
 import statistics
 import sys
-from typing import List, Optional
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from tcmp_pyg import __version__
 
 
 def _add_datasets(sub: argparse._SubParsersAction) -> None:
@@ -145,6 +147,67 @@ _TRAIN_DATASET_OPTIONS = ('fold', 'num_frames', 'protocol', 'test_subject',
                           'units')
 
 
+# `train` options that apply only with --prune: their defaults, and the
+# methods each applies to (None: every method).
+PRUNING_DEFAULTS: Dict[str, object] = dict(amount=0.99, tcmp_mode='hard',
+                                           prune_start=0.1, prune_end=0.6,
+                                           update_every=1)
+_PRUNING_METHODS: Dict[str, Optional[Tuple[str, ...]]] = dict(
+    amount=None, tcmp_mode=('tcmp',), prune_start=None, prune_end=None,
+    update_every=None)
+
+
+def _flag(dest: str) -> str:
+    return '--' + dest.replace('_', '-')
+
+
+def _applies(dest: str, method: Optional[str]) -> bool:
+    methods = _PRUNING_METHODS[dest]
+    return method is not None and (methods is None or method in methods)
+
+
+def pruning_option_problem(args: argparse.Namespace) -> Optional[str]:
+    """Why the pruning options of parsed ``train`` arguments do not fit its
+    ``--prune`` (None if they do); given options are those not None."""
+    for dest in PRUNING_DEFAULTS:
+        if getattr(args, dest) is None or _applies(dest, args.prune):
+            continue
+        if args.prune is None:
+            return (f'{_flag(dest)} applies only with --prune (without it a '
+                    f'dense model is trained); add e.g. --prune tcmp or leave '
+                    f'{_flag(dest)} out')
+        return (f'{_flag(dest)} applies only with --prune '
+                f"{' or '.join(_PRUNING_METHODS[dest])} (got --prune "
+                f'{args.prune}); leave it out')
+    return None
+
+
+def train_args_for(method: Optional[str], train_args: Sequence[str]) -> List[str]:
+    """``train_args`` without the pruning options that do not apply to
+    ``method`` (None: a dense run), so that one list of extra ``train``
+    arguments fits every run of a sweep.
+
+    Args:
+        method (str, optional): The run's ``--prune`` method.
+        train_args (Sequence[str]): ``tcmp-pyg train`` arguments; the pruning
+            options are recognised as ``--flag VALUE`` or ``--flag=VALUE``.
+
+    Returns:
+        The arguments that apply, in their order.
+    """
+    drop = {_flag(dest) for dest in PRUNING_DEFAULTS if not _applies(dest, method)}
+    kept: List[str] = []
+    skip_value = False
+    for arg in train_args:
+        if skip_value:
+            skip_value = False
+        elif arg.split('=', 1)[0] in drop:
+            skip_value = '=' not in arg
+        else:
+            kept.append(arg)
+    return kept
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
     # Imported here, as the other commands do: only what builds the parser.
     from tcmp_pyg.nn.models import MODEL_NAMES
@@ -235,21 +298,26 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                           'Parallel (one per GPU with --device cuda); '
                           '--batch-size is the global batch, split across '
                           'them. Under torchrun leave it out (default: 1)')
-    prune = p.add_argument_group('pruning')
+    prune = p.add_argument_group('pruning (the options after --prune need it)')
     prune.add_argument('--prune', default=None, choices=METHOD_NAMES,
                        help='pruning method (default: none, a dense model)')
-    prune.add_argument('--amount', type=float, default=0.99,
-                       help='fraction of prunable weights removed (default: 0.99)')
-    prune.add_argument('--tcmp-mode', default='hard', choices=('hard', 'relaxed'),
-                       help='tcmp: how gradients pass the selection (default: hard)')
-    prune.add_argument('--prune-start', type=float, default=0.1,
+    # Defaults of None tell a given option from an absent one; the values of
+    # PRUNING_DEFAULTS are filled in once --prune is checked (see main).
+    prune.add_argument('--amount', type=float, default=None,
+                       help='fraction of prunable weights removed (default: '
+                            f"{PRUNING_DEFAULTS['amount']})")
+    prune.add_argument('--tcmp-mode', default=None, choices=('hard', 'relaxed'),
+                       help='tcmp: how gradients pass the selection (default: '
+                            f"{PRUNING_DEFAULTS['tcmp_mode']})")
+    prune.add_argument('--prune-start', type=float, default=None,
                        help='fraction of training before pruning starts '
-                            '(default: 0.1)')
-    prune.add_argument('--prune-end', type=float, default=0.6,
+                            f"(default: {PRUNING_DEFAULTS['prune_start']})")
+    prune.add_argument('--prune-end', type=float, default=None,
                        help='fraction of training at which the target is '
-                            'reached (default: 0.6)')
-    prune.add_argument('--update-every', type=int, default=1,
-                       help='steps between mask updates (default: 1)')
+                            f"reached (default: {PRUNING_DEFAULTS['prune_end']})")
+    prune.add_argument('--update-every', type=int, default=None,
+                       help='steps between mask updates (default: '
+                            f"{PRUNING_DEFAULTS['update_every']})")
     p.add_argument('--tensorboard', action='store_true',
                    help='also write per-epoch scalars (losses, accuracies, lr, '
                         'kept/live/dead weights per layer) to OUT/tensorboard '
@@ -749,6 +817,9 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
                    help='further `tcmp-pyg train` arguments, quoted '
                    "(e.g. '--tcmp-mode relaxed'; a lone flag needs '=': "
                    "--train-args=--bone)")
+    p.add_argument('--device', default=None,
+                   help="device of every run: 'cpu', 'cuda', 'cuda:1', ... "
+                        '(default: as tcmp-pyg train)')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     p.set_defaults(func=_cmd_sweep)
 
@@ -760,7 +831,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     train_args = shlex.split(args.train_args)
     for flag, value in (('--epochs', args.epochs), ('--lr', args.lr),
-                        ('--num-frames', args.num_frames)):
+                        ('--num-frames', args.num_frames),
+                        ('--device', args.device)):
         if value is not None:
             train_args += [flag, str(value)]
     if any(a < 0 or a >= 1 for a in args.amounts):
@@ -837,18 +909,36 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _parsers() -> Tuple[argparse.ArgumentParser,
+                        Dict[str, argparse.ArgumentParser]]:
+    """The parser and its subcommands' parsers by name."""
     parser = argparse.ArgumentParser(prog='tcmp-pyg', description=__doc__)
+    parser.add_argument('--version', action='version',
+                        version=f'%(prog)s {__version__}')
     sub = parser.add_subparsers(dest='command', required=True)
     for add in (_add_datasets, _add_inspect, _add_train, _add_evaluate,
                 _add_connectivity, _add_compact, _add_export, _add_sweep,
                 _add_demo):
         add(sub)
-    return parser
+    return parser, sub.choices
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``tcmp-pyg`` argument parser."""
+    return _parsers()[0]
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser, commands = _parsers()
+    args = parser.parse_args(argv)
+    if args.command == 'train':
+        problem = pruning_option_problem(args)
+        if problem is not None:
+            commands['train'].error(problem)  # usage and exit code 2
+        if args.prune is not None:
+            for dest, value in PRUNING_DEFAULTS.items():
+                if getattr(args, dest) is None:
+                    setattr(args, dest, value)
     return int(args.func(args) or 0)
 
 

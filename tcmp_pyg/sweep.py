@@ -25,6 +25,8 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 from tqdm import tqdm
 
+from tcmp_pyg.cli import train_args_for
+
 # status: 'ok', or 'failed' with the error (and no accuracy).
 CSV_COLUMNS = ('model', 'method', 'amount', 'fold', 'seed', 'status', 'test_accuracy',
                'nominal_sparsity', 'effective_sparsity', 'weights', 'kept', 'live',
@@ -73,9 +75,37 @@ def train_command(combo: Combination, out_dir: str, dataset: str,
         cmd += ['--root', root]
     if combo.fold is not None:
         cmd += ['--fold', str(combo.fold)]
-    if combo.method != 'dense':
-        cmd += ['--prune', combo.method, '--amount', repr(combo.amount)]
-    return cmd + list(train_args)
+    method = None if combo.method == 'dense' else combo.method
+    if method is not None:
+        cmd += ['--prune', method, '--amount', repr(combo.amount)]
+    # `train` refuses pruning options that do not apply to the run's method.
+    return cmd + train_args_for(method, train_args)
+
+
+class _RunLines:
+    """Sweep progress outside a terminal: one line per finished run."""
+
+    def __init__(self, total: int, done: int, enabled: bool) -> None:
+        self.total, self.done, self.enabled = total, done, enabled
+        self.start = time.time()
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        if self.enabled:
+            print(f'sweep: {self.done}/{self.total} runs done '
+                  f'({time.time() - self.start:.0f} s)', file=sys.stderr,
+                  flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, done: int, enabled: bool):
+    # A bar redrawn in place only makes sense on a terminal; in a log, CI or
+    # `| tee` its carriage-return frames pile up, so lines are written instead.
+    if enabled and sys.stderr.isatty():
+        return tqdm(total=total, initial=done, desc='sweep', unit='run')
+    return _RunLines(total, done, enabled)
 
 
 def run_sweep(dataset: str, root: Optional[str], out: str, *,
@@ -142,8 +172,7 @@ def run_sweep(dataset: str, root: Optional[str], out: str, *,
     grid = combinations(models, methods, amounts, folds, seeds)
     os.makedirs(osp.join(out, 'runs'), exist_ok=True)
     todo = [c for c in grid if not osp.exists(_metrics_path(out, c))]
-    bar = tqdm(total=len(grid), initial=len(grid) - len(todo), desc='sweep',
-               disable=not progress, unit='run')
+    bar = _progress(len(grid), len(grid) - len(todo), progress)
     start = time.time()
     try:
         if launcher == 'local':

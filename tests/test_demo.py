@@ -1,4 +1,6 @@
+import contextlib
 import csv
+import io
 
 import pytest
 
@@ -7,10 +9,27 @@ from tcmp_pyg.demo import markdown_table, run_demo
 
 
 @pytest.fixture(scope='module')
-def demo(tmp_path_factory):
+def demo_run(tmp_path_factory):
+    """(report folder, rows, stdout, stderr) of a one-epoch demo run with
+    progress on and output that is not a terminal (as `make demo > log`)."""
     out = tmp_path_factory.mktemp('demo') / 'report'
-    rows = run_demo(str(out), epochs=1, num_samples=60, progress=False)
-    return out, rows
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        rows = run_demo(str(out), epochs=1, num_samples=60, progress=True)
+    return out, rows, stdout.getvalue(), stderr.getvalue()
+
+
+@pytest.fixture
+def demo(demo_run):
+    return demo_run[:2]
+
+
+def test_demo_log_has_one_line_per_epoch_and_no_bar_frames(demo_run):
+    _, _, stdout, stderr = demo_run
+    assert '\r' not in stdout and '\r' not in stderr
+    # Five runs of one epoch: five epoch lines, no bar.
+    assert [line.split(',')[0] for line in stderr.splitlines()] == ['epoch 1/1'] * 5
+    assert stdout.count('[demo] training') == 5
 
 
 def test_demo_runs_dense_then_mp_and_tcmp_at_both_rates(demo):

@@ -73,3 +73,94 @@ def test_notebook_runs_on_the_small_budget(path, tmp_path, monkeypatch):
     # the notebook removes its temporary folder at the end.
     assert list(cwd.iterdir()) == []
     assert [p.name for p in tmp.iterdir() if p.name.startswith('tcmp_pyg_')] == []
+
+
+# -- the executed copies in docs/notebooks (`make notebooks`) -----------------
+
+ROOT = EXAMPLES.parent
+RENDERED = ROOT / 'docs' / 'notebooks'
+
+
+def cell_sources(nb):
+    return [(cell.cell_type, cell.source) for cell in nb.cells]
+
+
+@pytest.mark.parametrize('path', NOTEBOOKS, ids=lambda p: p.stem)
+def test_rendered_copy_has_the_cells_of_its_notebook(path):
+    rendered = RENDERED / path.name
+    assert rendered.exists(), f'{rendered.name} is missing: run `make notebooks`'
+    nb, copy = nbformat.read(path, as_version=4), nbformat.read(rendered, as_version=4)
+    nbformat.validate(copy)
+    assert cell_sources(copy) == cell_sources(nb), (
+        f'docs/notebooks/{path.name} is stale: run `make notebooks '
+        f'NOTEBOOKS={path.stem}`')
+
+
+@pytest.mark.parametrize('path', NOTEBOOKS, ids=lambda p: p.stem)
+def test_rendered_copy_shows_outputs_and_figures(path):
+    copy = nbformat.read(RENDERED / path.name, as_version=4)
+    cells = code_cells(copy)
+    assert [cell.execution_count for _, cell in cells] == list(range(1, len(cells) + 1))
+    for i, cell in cells:
+        assert not [o for o in cell.outputs if o.output_type == 'error'], \
+            f'{path.name}, cell {i} raised'
+        if cell.source.splitlines()[-1].startswith('plot_'):
+            assert any('image/png' in o.get('data', {}) for o in cell.outputs), \
+                f'{path.name}, cell {i}: expected a figure'
+    first = ''.join(o.get('text', '') for o in cells[0][1].outputs)
+    assert first.startswith('budget: full; files go to $TMPDIR/'), first
+
+
+def test_rendered_copies_hold_no_machine_paths():
+    paths = [str(ROOT), sys.prefix, sys.base_prefix, '/tmp/']
+    if str(Path.home()) not in ('/', ''):
+        paths.append(str(Path.home()) + '/')
+    for rendered in sorted(RENDERED.glob('*.ipynb')):
+        text = rendered.read_text()
+        for path in paths:
+            assert path not in text, f'{rendered.name} holds {path!r}'
+
+
+def test_readme_links_the_rendered_copies():
+    readme = (ROOT / 'README.md').read_text()
+    for path in NOTEBOOKS:
+        assert f'(docs/notebooks/{path.name})' in readme
+
+
+def test_render_script_scrubs_paths_and_shrinks_figures():
+    import base64
+    import importlib.util
+    import io
+
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    spec = importlib.util.spec_from_file_location(
+        'render_notebooks', ROOT / 'docs' / 'render_notebooks.py')
+    render = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(render)
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1, 2], [1, 0, 1])
+    buf = io.BytesIO()
+    fig.savefig(buf, format='png')
+    plt.close(fig)
+    png = base64.b64encode(buf.getvalue()).decode('ascii')
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('x')])
+    cell = nb.cells[0]
+    cell.metadata['execution'] = {'iopub.status.busy': '2026-01-01T00:00:00Z'}
+    cell.outputs = [
+        nbformat.v4.new_output('stream', name='stdout', text='files in /scratch/t1/a\n'),
+        nbformat.v4.new_output('error', ename='E', evalue='v',
+                               traceback=['/opt/py/lib/x.py line 1']),
+        nbformat.v4.new_output('display_data', data={'image/png': png,
+                                                     'text/plain': '/opt/py'})]
+    render.clean_outputs(nb, {'/scratch/t1': '$TMPDIR', '/opt/py': '<python>'})
+    stream, error, display = cell.outputs
+    assert stream.text == 'files in $TMPDIR/a\n'
+    assert error.traceback == ['<python>/lib/x.py line 1']
+    assert display.data['text/plain'] == '<python>'
+    assert len(display.data['image/png']) < len(png)
+    assert base64.b64decode(display.data['image/png']).startswith(b'\x89PNG')
+    assert 'execution' not in cell.metadata

@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional, Union
 import torch
 from torch import Tensor, nn
 
-from tcmp_pyg.pruning.connectivity import (flow_layers, open_gates,
+from tcmp_pyg.pruning.connectivity import (LayerView, flow_layers, open_gates,
                                            shortest_path_weights)
 
 Amount = Union[int, float]
@@ -79,6 +79,11 @@ class PruningMethod:
             reached; masks are frozen afterwards. (default: :obj:`0.6`)
         update_every (int, optional): Steps between mask updates.
             (default: :obj:`1`)
+
+    Raises:
+        TypeError: At construction, if the model declares no channel flow or
+            has a layer whose mask this toolkit cannot write (a plain torch
+            layer of an :class:`nn.Sequential`).
     """
     name = 'base'
     consistent = False
@@ -87,6 +92,11 @@ class PruningMethod:
                  end: float = 0.6, update_every: int = 1) -> None:
         self.model = model
         self.flow, self.layers = flow_layers(model)
+        for layer in self.layers:  # refused here rather than at setup()/step()
+            if isinstance(layer.module, LayerView) and not layer.module.writable:
+                raise TypeError(f"{type(self).__name__} cannot prune layer "
+                                f"'{layer.name}': "
+                                f"{layer.module.read_only_message()}")
         self.total = sum(layer.module.weight.numel() for layer in self.layers)
         self.amount = amount
         self.budget = budget_from_amount(amount, self.total)

@@ -156,10 +156,16 @@ class LayerView:
     channel_connections = PrunableModule.channel_connections
     expand_channels = PrunableModule.expand_channels
 
+    @property
+    def writable(self) -> bool:
+        """Whether this toolkit can write the mask: a prunable layer, not a
+        plain torch one."""
+        return isinstance(self.module, PrunableModule)
+
     def set_mask(self, mask: Tensor) -> None:
         """Writes the mask of a prunable layer (refused for a plain one)."""
-        if not isinstance(self.module, PrunableModule):
-            raise TypeError(self._read_only())
+        if not self.writable:
+            raise TypeError(self.read_only_message())
         if not isinstance(mask, Tensor) or mask.shape != self.weight.shape:
             shape = tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
             raise ValueError(f"{self}: expected a mask of shape "
@@ -172,12 +178,13 @@ class LayerView:
 
     @straight_through.setter
     def straight_through(self, value: bool) -> None:
-        if isinstance(self.module, PrunableModule):
+        if self.writable:
             self.module.straight_through = value
         elif value:
-            raise TypeError(self._read_only())
+            raise TypeError(self.read_only_message())
 
-    def _read_only(self) -> str:
+    def read_only_message(self) -> str:
+        """Why a plain torch layer cannot be pruned here, and what to do."""
         return (f"{type(self.module).__name__} is a plain torch layer: the "
                 f"connectivity analysis reads its mask (torch.nn.utils.prune's "
                 f"'weight_mask') but does not write it. Convert the model with "

@@ -4,8 +4,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tcmp_pyg.nn import prunable_weights
-from tcmp_pyg.pruning import TCMP, connectivity, shortest_path_weights
-from tcmp_pyg.pruning.connectivity import flow_layers
+from tcmp_pyg.pruning import (TCMP, EffectivePruning, MagnitudePruning,
+                              PrunableLinear, RandomPruning, connectivity,
+                              from_torch_prune, shortest_path_weights)
+from tcmp_pyg.pruning.connectivity import LayerView, flow_layers
 from tcmp_pyg.pruning.select import consistent_masks
 
 from helpers import batch, small_attention, small_stgcn
@@ -142,3 +144,36 @@ def test_tcmp_refuses_bad_input():
         TCMP(model, 0.9, mode='soft')
     with pytest.raises(TypeError, match='does not declare how channels flow'):
         TCMP(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.LSTM(2, 2)), 0.5)
+
+
+class NoFlow(torch.nn.Module):
+    """Prunable layers, but no channel_flow(): the connectivity is unknown."""
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = PrunableLinear(4, 8), PrunableLinear(8, 3)
+
+    def forward(self, x):
+        return self.b(torch.relu(self.a(x)))
+
+
+@pytest.mark.parametrize('method', [TCMP, MagnitudePruning, RandomPruning,
+                                    EffectivePruning])
+def test_methods_refuse_unprunable_models_at_construction(method):
+    with pytest.raises(TypeError, match=r"NoFlow does not declare how channels "
+                       r"flow through it \(no 'channel_flow\(\)' method\)"):
+        method(NoFlow(), 0.5)
+    # A plain-torch Sequential has an automatic flow but read-only masks: the
+    # error once given by setup()/step() now comes from the constructor.
+    plain = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(),
+                                torch.nn.Linear(8, 3))
+    expected = LayerView(plain[0]).read_only_message()
+    assert 'from_torch_prune(model, convert=True)' in expected
+    with pytest.raises(TypeError) as exc:
+        method(plain, 0.5)
+    assert str(exc.value) == (f"{method.__name__} cannot prune layer '0': "
+                              f"{expected}")
+    # Converted, the same model is accepted and pruned.
+    pruner = method(from_torch_prune(plain, convert=True), 0.5)
+    pruner.setup(10)
+    pruner.finalize()
+    assert connectivity(plain).kept == pruner.budget

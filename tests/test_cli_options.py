@@ -1,0 +1,146 @@
+"""`tcmp-pyg` option checks: pruning options without --prune, --version, and
+the sweep's --device and per-method train arguments."""
+import contextlib
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from tcmp_pyg.cli import PRUNING_DEFAULTS, main, train_args_for
+from tcmp_pyg.sweep import Combination, train_command
+
+TRAIN = ['train', '--dataset', 'synthetic', '--out', 'never-written']
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    # `train --threads 1` sets torch's process-wide thread count.
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def usage_error(argv, capsys):
+    """stderr of a command refused by the parser (exit code 2)."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize('option', [['--amount', '0.5'], ['--tcmp-mode', 'relaxed'],
+                                    ['--prune-start', '0.2'], ['--prune-end', '0.8'],
+                                    ['--update-every', '5'], ['--amo', '0.5']])
+def test_pruning_options_without_prune_are_refused(option, capsys, tmp_path,
+                                                   monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    err = usage_error(TRAIN + option, capsys)
+    flag = '--amount' if option[0] == '--amo' else option[0]  # abbreviations too
+    assert err.startswith('usage: tcmp-pyg train')
+    assert f'tcmp-pyg train: error: {flag} applies only with --prune (without it ' \
+           f'a dense model is trained)' in err
+    assert not Path('never-written').exists()
+
+
+def test_tcmp_mode_needs_prune_tcmp(capsys):
+    err = usage_error(TRAIN + ['--prune', 'mp', '--tcmp-mode', 'relaxed'], capsys)
+    assert '--tcmp-mode applies only with --prune tcmp (got --prune mp)' in err
+
+
+def train(tmp_path, *extra):
+    command = ['train', '--dataset', 'synthetic', '--root', str(tmp_path / 'data'),
+               '--num-samples', '40', '--num-frames', '8',
+               '--model', 'stgcn-compact', '--epochs', '1', '--batch-size', '8',
+               '--out', str(tmp_path / 'run'), '--threads', '1', '--quiet', *extra]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(command) == 0
+    return json.loads((tmp_path / 'run' / 'metrics.json').read_text())
+
+
+def test_prune_alone_takes_the_documented_defaults(tmp_path):
+    metrics = train(tmp_path, '--prune', 'mp')
+    args = metrics['args']
+    assert {k: args[k] for k in PRUNING_DEFAULTS} == PRUNING_DEFAULTS
+    assert PRUNING_DEFAULTS['amount'] == 0.99
+    totals = metrics['connectivity']
+    assert totals['kept'] == round(0.01 * totals['weights'])
+
+
+def test_version(capsys):
+    pyproject = (Path(__file__).resolve().parents[1] / 'pyproject.toml').read_text()
+    version = re.search(r'^version = "(.+)"$', pyproject, re.MULTILINE).group(1)
+    with pytest.raises(SystemExit) as exc:
+        main(['--version'])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out == f'tcmp-pyg {version}\n'
+
+
+def test_train_args_for_keeps_what_applies():
+    extra = ['--epochs', '3', '--tcmp-mode', 'relaxed', '--prune-start=0.2',
+             '--bone', '--update-every', '4']
+    assert train_args_for('tcmp', extra) == extra
+    assert train_args_for('mp', extra) == ['--epochs', '3', '--prune-start=0.2',
+                                           '--bone', '--update-every', '4']
+    assert train_args_for(None, extra) == ['--epochs', '3', '--bone']
+
+
+def test_sweep_runs_get_the_train_args_that_apply():
+    extra = ['--tcmp-mode', 'relaxed', '--device', 'cuda:1']
+    dense = train_command(Combination('stgcn-compact', 'dense', 0.0, None, 0),
+                          'out', 'synthetic', None, extra)
+    mp = train_command(Combination('stgcn-compact', 'mp', 0.9, None, 0),
+                       'out', 'synthetic', None, extra)
+    tcmp = train_command(Combination('stgcn-compact', 'tcmp', 0.9, None, 0),
+                         'out', 'synthetic', None, extra)
+    assert '--prune' not in dense and dense[-2:] == ['--device', 'cuda:1']
+    assert '--tcmp-mode' not in dense and '--tcmp-mode' not in mp
+    assert mp[-6:] == ['--prune', 'mp', '--amount', '0.9', '--device', 'cuda:1']
+    assert tcmp[-4:] == ['--tcmp-mode', 'relaxed', '--device', 'cuda:1']
+
+
+def sweep_train_args(tmp_path, monkeypatch, capsys, *extra):
+    """The train arguments `tcmp-pyg sweep ... *extra` hands to run_sweep
+    (stopped there, before any training)."""
+    import tcmp_pyg.sweep as sweep
+
+    calls = []
+
+    def stop(dataset, root, out, **options):
+        calls.append(options)
+        raise RuntimeError('stopped before training')
+
+    monkeypatch.setattr(sweep, 'run_sweep', stop)
+    code = main(['sweep', '--dataset', 'synthetic', '--out', str(tmp_path),
+                 '--quiet', *extra])
+    assert code == 1 and 'stopped before training' in capsys.readouterr().err
+    return calls[0]['train_args']
+
+
+def test_sweep_device_reaches_every_run(tmp_path, monkeypatch, capsys):
+    assert sweep_train_args(tmp_path, monkeypatch, capsys, '--device', 'cuda:1',
+                            '--epochs', '2') == ['--epochs', '2', '--device', 'cuda:1']
+    # Without it, each run takes train's default (cpu).
+    assert sweep_train_args(tmp_path, monkeypatch, capsys) == []
+
+
+def test_sweep_writes_lines_not_bar_frames_outside_a_terminal(tmp_path, capsys):
+    # capsys: stderr is not a terminal, as in a log file or CI.
+    out = tmp_path / 'sweep'
+    code = main(['sweep', '--dataset', 'synthetic', '--root', str(tmp_path / 'data'),
+                 '--out', str(out), '--methods', 'dense', 'mp', '--amounts', '0.9',
+                 '--epochs', '1', '--num-frames', '8', '--device', 'cpu',
+                 '--train-args=--num-samples 40 --batch-size 8 --tcmp-mode relaxed'])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert '\r' not in captured.err and '\r' not in captured.out
+    lines = captured.err.splitlines()
+    assert [re.sub(r' \(\d+ s\)$', '', line) for line in lines] == [
+        'sweep: 1/2 runs done', 'sweep: 2/2 runs done']
+    # Each run took the device; --tcmp-mode went to no run (no tcmp here).
+    for run, mode in (('stgcn-compact_dense_seed0', None),
+                      ('stgcn-compact_mp_0.9_seed0', 'hard')):
+        args = json.loads((out / 'runs' / run / 'metrics.json').read_text())['args']
+        assert args['device'] == 'cpu' and args['tcmp_mode'] == mode
