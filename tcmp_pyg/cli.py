@@ -260,8 +260,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                       help='train without augmentation')
     data.add_argument('--no-motion', action='store_true',
                       help='leave out the motion (velocity) channels')
-    data.add_argument('--bone', action='store_true',
-                      help='add the bone channels')
+    data.add_argument('--bone', action=argparse.BooleanOptionalAction,
+                      default=None,
+                      help="add the bone channels (default: the model's recipe)")
     opt = p.add_argument_group('model and optimisation')
     opt.add_argument('--model', default='stgcn-compact', choices=MODEL_NAMES,
                      help='model preset (default: stgcn-compact); it brings '
@@ -333,6 +334,7 @@ def _recipe_summary() -> str:
         f'{r.weight_decay:g}, rotation {r.rotation:g}, '
         f"{'' if r.swap_bodies else 'no '}person swap"
         + (f', crop {r.crop:g}' if r.crop is not None else '')
+        + (', bone channels' if r.bone else '')
         for name, r in RECIPES.items())
 
 
@@ -343,7 +345,7 @@ def _apply_recipe(args: argparse.Namespace) -> None:
 
     recipe = recipe_for(args.model)
     for name in ('epochs', 'optimizer', 'lr', 'weight_decay', 'warmup',
-                 'rotation', 'swap_bodies', 'crop'):
+                 'rotation', 'swap_bodies', 'crop', 'bone'):
         if getattr(args, name) is None:
             setattr(args, name, getattr(recipe, name))
 

@@ -39,6 +39,8 @@ class Recipe:
             layouts (no effect on one-body data).
         crop (float, optional): Random temporal window of at least this share
             of the frames. (default: :obj:`None`, no crop)
+        bone (bool, optional): Add the bone channels (and their motion) to
+            the input. (default: :obj:`False`)
     """
     epochs: int
     optimizer: str
@@ -48,11 +50,12 @@ class Recipe:
     rotation: float
     swap_bodies: bool
     crop: Optional[float] = None
+    bone: bool = False
 
     def data_options(self) -> Dict[str, Any]:
         r"""Keyword arguments of :func:`~tcmp_pyg.datasets.dataset_splits`."""
         return dict(rotation=self.rotation, swap_bodies=self.swap_bodies,
-                    crop=self.crop)
+                    crop=self.crop, bone=self.bone)
 
     def train_config(self, **overrides: Any) -> TrainConfig:
         r"""A :class:`~tcmp_pyg.train.TrainConfig` with this recipe's
@@ -76,10 +79,11 @@ RECIPES: Dict[str, Recipe] = {
     # At lr 0.1 it stays at chance.
     'attention-gcn': replace(_STGCN, lr=0.01),
     # Chosen on validation among no augmentation, rotations, person order,
-    # temporal crops, longer training, widths and front ends (RESULTS §1).
+    # temporal crops, bone channels, 300 epochs, widths, pooling and front
+    # ends (RESULTS §1).
     'sahbi-gcn': Recipe(epochs=200, optimizer='adamw', lr=1e-3,
                         weight_decay=1e-4, warmup=5.0, rotation=10.0,
-                        swap_bodies=True, crop=0.7),
+                        swap_bodies=True, crop=0.7, bone=True),
 }
 
 

@@ -26,6 +26,8 @@ def test_recipe_builds_the_config_and_the_augmentation(tmp_path):
     kinds = {type(t) for t in train_ds.transform.transforms}
     assert RandomBodySwap in kinds  # the synthetic layout holds two bodies
     assert (RandomTemporalCrop in kinds) == (recipe.crop is not None)
+    # joints, their motion, and with bones the bones and their motion
+    assert train_ds[0].x.size(-1) == (12 if recipe.bone else 6)
 
 
 def test_train_fills_left_out_options_from_the_recipe(tmp_path, capsys):
@@ -38,15 +40,17 @@ def test_train_fills_left_out_options_from_the_recipe(tmp_path, capsys):
     args = json.loads((out / 'metrics.json').read_text())['args']
     assert args['epochs'] == 1  # given
     for name in ('optimizer', 'lr', 'weight_decay', 'warmup', 'rotation',
-                 'swap_bodies', 'crop'):
+                 'swap_bodies', 'crop', 'bone'):
         assert args[name] == getattr(recipe, name), name
     out = tmp_path / 'run2'
     assert main(['train', '--dataset', 'synthetic', '--root', str(tmp_path / 'd'),
                  '--num-samples', '40', '--num-frames', '8', '--model',
-                 'sahbi-gcn', '--epochs', '1', '--no-swap-bodies', '--lr', '0.01',
+                 'sahbi-gcn', '--epochs', '1', '--no-swap-bodies', '--no-bone',
+                 '--lr', '0.01',
                  '--optimizer', 'sgd', '--out', str(out), '--threads', '1',
                  '--quiet']) == 0
     metrics = json.loads((out / 'metrics.json').read_text())
     assert metrics['swap_bodies'] is False and metrics['args']['lr'] == 0.01
     assert metrics['config']['optimizer'] == 'sgd'
+    assert metrics['bone'] is False
     capsys.readouterr()

@@ -379,8 +379,9 @@ def build_model(name: str, in_channels: int, num_classes: int,
     - ``'sahbi-gcn'``: :class:`~tcmp_pyg.nn.TrajectoryGCN`, the TCMP papers'
       baseline family (three attention blocks of 4 heads x 8 filters over
       the joints' trajectories), with a temporal front end of 16 channels
-      and a fully connected layer of 24 units: 47,912 parameters on SBU at
-      40 frames. Chosen on validation among widths, heads and front ends
+      and a fully connected layer of 24 units: 49,136 parameters on SBU at
+      40 frames with its recipe's 12 input channels (joints, bones and their
+      motion). Chosen on validation among widths, pooling and front ends
       (``benchmarks/RESULTS.md``, section 1); needs ``num_frames``.
     """
     if name == 'stgcn':
