@@ -1,10 +1,13 @@
 """Forward+backward time of the PyG STGCN (sparse and scatter paths) against a
 dense einsum ST-GCN on [N, C, T, V] (as pyskl writes it), same weights, measured
-side by side in one run; then training throughput of the compact preset.
+side by side in one run; then training throughput of the compact preset; then
+AttentionGCN with its MessagePassing propagation (fused and message by message)
+against the plain einsum swapped into the same model.
 
     python benchmarks/bench_layers.py [--threads 2] [--repeats 5]
 """
 import argparse
+import statistics
 import time
 
 import torch
@@ -55,6 +58,20 @@ def dense_forward(model: STGCN, A: torch.Tensor, x: torch.Tensor) -> torch.Tenso
         h = F.relu(t)
     h = h.mean(dim=(2, 3)).view(B, M, -1).mean(1)
     return F.linear(h, model.fc.weight, model.fc.bias)
+
+
+class EinsumPropagation(torch.nn.Module):
+    """The attention product as the model computed it before it became a
+    MessagePassing layer: x [B * V, H, C], alpha [H, V, V]."""
+    def __init__(self, num_nodes: int, heads: int) -> None:
+        super().__init__()
+        self.num_nodes, self.heads = num_nodes, heads
+
+    def forward(self, x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        N, H, C = x.shape
+        V = self.num_nodes
+        return torch.einsum('hij,bjhc->bihc', alpha,
+                            x.view(N // V, V, H, C)).reshape(N, H, C)
 
 
 def timed(fn, repeats):
@@ -129,41 +146,42 @@ def main():
           f'{throughput:.0f} sequences/s')
 
     # AttentionGCN at SBU's shape: its propagation as a PyG MessagePassing
-    # layer (fused, and message by message) against the dense einsum it
-    # replaced, same weights.
+    # layer (fused, and message by message) against the plain einsum it
+    # replaced, swapped into the same model (same weights, same other layers),
+    # the three taking turns round by round; medians.
     att = AttentionGCN(3, 8, sbu, num_frames=32)
     prop = att.propagation
+    plain = EinsumPropagation(sbu.num_nodes, att.heads)
 
-    def attention_einsum(model, data):
-        B, V = data.num_graphs, model.layout.num_nodes
-        z = model.conv(data.x.reshape(B, V, -1)).view(B, V, model.heads, -1)
-        alpha = torch.softmax(model.attention, dim=-1)
-        z = torch.einsum('hij,bjhc->bihc', alpha, z).reshape(B, V, -1)
-        z = F.relu(F.batch_norm((z + model.conv_bias).reshape(-1, z.size(-1)),
-                                None, None, model.conv_bn.weight,
-                                model.conv_bn.bias, True)).view_as(z)
-        return model.fc2(F.relu(model.fc1(z)))
-
-    def attention_step(forward):
+    def attention_step():
         att.zero_grad(set_to_none=True)
-        F.cross_entropy(forward(), sbatch.y).backward()
+        F.cross_entropy(att(sbatch), sbatch.y).backward()
 
-    att.eval()  # dropout off, so that the two forms can be compared
+    att.eval()  # dropout off, so that the forms can be compared
+    outputs = []
     with torch.no_grad():
-        prop.fused = True
-        mp_out = att(sbatch)
-        prop.fused = False
-        scatter_out = att(sbatch)
+        for module, fused in ((prop, True), (prop, False), (plain, True)):
+            att.propagation, prop.fused = module, fused
+            outputs.append(att(sbatch))
     print(f'AttentionGCN: max |fused - message by message| on logits (eval): '
-          f'{(mp_out - scatter_out).abs().max():.2e}')
+          f'{(outputs[0] - outputs[1]).abs().max():.2e}, max |fused - einsum|: '
+          f'{(outputs[0] - outputs[2]).abs().max():.2e}')
     att.train()
-    t_einsum = timed(lambda: attention_step(lambda: attention_einsum(att, sbatch)),
-                     args.repeats * 2)
-    prop.fused = True
-    t_fused = timed(lambda: attention_step(lambda: att(sbatch)), args.repeats * 2)
-    prop.fused = False
-    t_messages = timed(lambda: attention_step(lambda: att(sbatch)), args.repeats * 2)
-    prop.fused = True
+    times = {'einsum': [], 'fused': [], 'scatter': []}
+    variants = {'einsum': (plain, True), 'fused': (prop, True),
+                'scatter': (prop, False)}
+    for name, (module, fused) in variants.items():  # warm-up
+        att.propagation, prop.fused = module, fused
+        attention_step()
+    for _ in range(args.repeats * 4):
+        for name, (module, fused) in variants.items():
+            att.propagation, prop.fused = module, fused
+            start = time.perf_counter()
+            attention_step()
+            times[name].append(time.perf_counter() - start)
+    att.propagation, prop.fused = prop, True
+    t_einsum, t_fused, t_messages = (statistics.median(times[k])
+                                     for k in ('einsum', 'fused', 'scatter'))
     print(f'AttentionGCN (SBU, batch 32, T=32), forward+backward per batch:')
     print(f'  dense einsum            {t_einsum * 1e3:8.2f} ms')
     print(f'  MessagePassing, fused   {t_fused * 1e3:8.2f} ms  '

@@ -89,6 +89,7 @@ RECIPES: Dict[str, Dict[str, Any]] = {
                               model={**SAHBI, 'temporal_channels': 16,
                                      'hidden_channels': 24},
                               train=dict(epochs=300, **ADAM)),
+    # Chosen: the sahbi-gcn preset with its recipe (tcmp_pyg.recipes).
     'sahbi-tcn-h24-bone': dict(data=dict(rotation=10.0, swap_bodies=True,
                                          crop=0.7, bone=True),
                                model={**SAHBI, 'temporal_channels': 16,
