@@ -124,8 +124,25 @@ class _SkeletonModel(FlowModel):
         """Constructor arguments as plain data (rebuilds the model)."""
         raise NotImplementedError
 
-    def _check_batch(self, x: Tensor, edge_index: Tensor,
-                     num_graphs: int) -> None:
+    def forward(self, data: Any) -> Tensor:
+        return self.forward_tensors(data.x, data.edge_index, data.num_graphs)
+
+    def forward_tensors(self, x: Tensor, edge_index: Tensor,
+                        num_graphs: int) -> Tensor:
+        """:meth:`forward` on plain tensors."""
+        raise NotImplementedError
+
+    def _normalized(self, x: Tensor, num_graphs: int) -> Tensor:
+        """``data_bn`` on ``[B * V, T, C]``: each (node, channel) pair
+        normalised over samples and frames; returns ``[B, V, T, C]``."""
+        V = self.layout.num_nodes
+        _, T, C = x.shape
+        h = x.view(num_graphs, V, T, C).permute(0, 1, 3, 2).reshape(
+            num_graphs, V * C, T)
+        return self.data_bn(h).view(num_graphs, V, C, T).permute(0, 1, 3, 2)
+
+    def _check_batch(self, x: Tensor, edge_index: Tensor, num_graphs: int, *,
+                     num_frames: Optional[int] = None) -> None:
         V = self.layout.num_nodes
         if x.dim() != 3 or x.size(-1) != self.in_channels:
             raise ValueError(f"{type(self).__name__}: expected 'x' of shape "
@@ -138,6 +155,10 @@ class _SkeletonModel(FlowModel):
                 f"{V} nodes per graph ({self.layout.num_bodies} bodies x "
                 f"{self.layout.num_joints} joints). Was the model built for "
                 f"another dataset?")
+        if num_frames is not None and x.size(1) != num_frames:
+            raise ValueError(f"{type(self).__name__}: expected sequences of "
+                             f"{num_frames} frames (got {x.size(1)}); resample "
+                             f"the dataset with num_frames={num_frames}")
 
 
 class STGCN(_SkeletonModel):
@@ -210,18 +231,13 @@ class STGCN(_SkeletonModel):
         self.dropout = nn.Dropout(dropout)
         self.fc = Linear(c_in, num_classes)
 
-    def forward(self, data: Any) -> Tensor:
-        return self.forward_tensors(data.x, data.edge_index, data.num_graphs)
-
     def forward_tensors(self, x: Tensor, edge_index: Tensor,
                         num_graphs: int) -> Tensor:
         """:meth:`forward` on plain tensors."""
         self._check_batch(x, edge_index, num_graphs)
         B, V = num_graphs, self.layout.num_nodes
         N, T, C = x.shape
-        # data_bn normalises each (node, channel) pair over samples and frames.
-        h = x.view(B, V, T, C).permute(0, 1, 3, 2).reshape(B, V * C, T)
-        h = self.data_bn(h).view(B, V, C, T).permute(0, 1, 3, 2).reshape(N, T, C)
+        h = self._normalized(x, B).reshape(N, T, C)
         for block in self.blocks:
             h = block(h, edge_index)
         h = h.view(B, -1, h.size(-1)).mean(dim=1)  # over bodies, joints, frames
@@ -321,18 +337,10 @@ class AttentionGCN(_SkeletonModel):
         with torch.no_grad():
             self.attention.copy_(logits + 0.1 * torch.randn(self.heads, V, V))
 
-    def forward(self, data: Any) -> Tensor:
-        return self.forward_tensors(data.x, data.edge_index, data.num_graphs)
-
     def forward_tensors(self, x: Tensor, edge_index: Tensor,
                         num_graphs: int) -> Tensor:
         """:meth:`forward` on plain tensors."""
-        self._check_batch(x, edge_index, num_graphs)
-        if x.size(1) != self.num_frames:
-            raise ValueError(f"{type(self).__name__}: expected sequences of "
-                             f"{self.num_frames} frames (got {x.size(1)}); "
-                             f"resample the dataset with num_frames="
-                             f"{self.num_frames}")
+        self._check_batch(x, edge_index, num_graphs, num_frames=self.num_frames)
         B, V = num_graphs, self.layout.num_nodes
         f = x.reshape(B, V, -1)  # [B, V, T*C] trajectories
         z = self.conv(f).view(B * V, self.heads, self.head_channels)

@@ -199,23 +199,14 @@ class TrajectoryGCN(_SkeletonModel):
         self.dropout = nn.Dropout(dropout)
         self.classifier = Linear(hidden_channels, num_classes)
 
-    def forward(self, data: Any) -> Tensor:
-        return self.forward_tensors(data.x, data.edge_index, data.num_graphs)
-
     def forward_tensors(self, x: Tensor, edge_index: Tensor,
                         num_graphs: int) -> Tensor:
         """:meth:`forward` on plain tensors (``edge_index`` is unused: the
         attention learns its own node-to-node weights)."""
-        self._check_batch(x, edge_index, num_graphs)
-        if x.size(1) != self.num_frames:
-            raise ValueError(f"{type(self).__name__}: expected sequences of "
-                             f"{self.num_frames} frames (got {x.size(1)}); "
-                             f"resample the dataset with num_frames="
-                             f"{self.num_frames}")
+        self._check_batch(x, edge_index, num_graphs, num_frames=self.num_frames)
         B, V = num_graphs, self.layout.num_nodes
         N, T, C = x.shape
-        h = x.view(B, V, T, C).permute(0, 1, 3, 2).reshape(B, V * C, T)
-        h = self.data_bn(h).view(B, V, C, T).permute(0, 1, 3, 2)
+        h = self._normalized(x, B)  # [B, V, T, C]
         if self.tcn is not None:  # [B * V, T', C'], then per node [T', C']
             z = self.tcn(h.reshape(N, T, C))
             h = self.tcn_gate(F.relu(_bn(z, self.tcn_bn))).view(B, V, *z.shape[1:])
