@@ -490,7 +490,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if result.connectivity is not None:
         c = result.connectivity
         print(f"kept {c['kept']} of {c['weights']} weights, {c['live']} live, "
-              f"{c['dead']} dead")
+              f"{c['dead']} dead, {c['reachable_outputs']} of "
+              f"{c['num_outputs']} outputs reachable")
     print(f'run folder: {args.out}')
     return 0
 

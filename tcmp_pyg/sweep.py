@@ -30,7 +30,8 @@ from tcmp_pyg.cli import train_args_for
 # status: 'ok', or 'failed' with the error (and no accuracy).
 CSV_COLUMNS = ('model', 'method', 'amount', 'fold', 'seed', 'status', 'test_accuracy',
                'nominal_sparsity', 'effective_sparsity', 'weights', 'kept', 'live',
-               'dead', 'epochs', 'train_time_s', 'error')
+               'dead', 'reachable_outputs', 'num_outputs', 'epochs', 'train_time_s',
+               'error')
 
 
 LAUNCHERS = ('local', 'ray')
@@ -381,6 +382,8 @@ def collect(out: str, grid: Sequence[Combination],
                          effective_sparsity=conn.get('effective_sparsity', 0.0),
                          weights=conn.get('weights', ''), kept=conn.get('kept', ''),
                          live=conn.get('live', ''), dead=conn.get('dead', 0),
+                         reachable_outputs=conn.get('reachable_outputs', ''),
+                         num_outputs=conn.get('num_outputs', ''),
                          epochs=m.get('epochs', ''),
                          train_time_s=m.get('train_time_s', ''), error=''))
     return rows

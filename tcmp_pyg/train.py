@@ -343,7 +343,8 @@ def log_epoch(writer: Any, row: Dict[str, Any],
     with a connectivity ``report`` (:meth:`ConnectivityReport.to_dict()
     <tcmp_pyg.pruning.ConnectivityReport.to_dict>`) also ``kept/<layer>``,
     ``live/<layer>``, ``dead/<layer>`` for every prunable layer and
-    ``<count>/total``, and ``sparsity/nominal``, ``sparsity/effective``.
+    ``<count>/total``, ``sparsity/nominal``, ``sparsity/effective`` and
+    ``outputs/reachable`` (class logits reachable from the input).
 
     Args:
         writer (SummaryWriter): Where the scalars go.
@@ -362,6 +363,7 @@ def log_epoch(writer: Any, row: Dict[str, Any],
                 writer.add_scalar(f"{count}/{layer['name']}", layer[count], step)
         writer.add_scalar('sparsity/nominal', report['nominal_sparsity'], step)
         writer.add_scalar('sparsity/effective', report['effective_sparsity'], step)
+        writer.add_scalar('outputs/reachable', report['reachable_outputs'], step)
     writer.flush()
 
 

@@ -449,11 +449,16 @@ def plot_subnetwork(model: nn.Module, *, ax: Optional['Axes'] = None,
 
 
 def _dead_text(report: ConnectivityReport) -> str:
-    if report.dead == 0:
-        return '0 dead'
-    if report.dead == report.kept:
+    if report.dead == report.kept > 0:  # disconnected: no output reachable
         return f'all {report.kept:,} kept weights dead'
-    return f'{100.0 * report.dead / report.kept:.1f} % of kept weights dead'
+    if report.dead == 0:
+        text = '0 dead'
+    else:
+        text = f'{100.0 * report.dead / report.kept:.1f} % of kept weights dead'
+    if not report.covers_outputs:  # consistent or not, some classes are lost
+        text += (f', {report.reachable_outputs} of {report.num_outputs} '
+                 f'outputs reachable')
+    return text
 
 
 def plot_mp_vs_tcmp(model_mp: nn.Module, model_tcmp: nn.Module, *,

@@ -219,6 +219,7 @@ def test_train_tensorboard_logs_the_topology_per_epoch(tmp_path):
         assert values(f'kept/{row.name}')[-1] == row.kept
     history = read_checkpoint(out / 'model.pt')['training']['history']
     assert values('dead/total') == [row['dead'] for row in history]
+    assert values('outputs/reachable')[-1] == report.reachable_outputs
     assert values('test/acc') == pytest.approx([row['test_acc'] for row in history])
     assert values('lr') == pytest.approx([row['lr'] for row in history])
 

@@ -1,6 +1,7 @@
 """Sweeps with the local launcher: failed runs are retried once, reported with
 their error, and do not stop the rest of the grid."""
 import csv
+import json
 import sys
 
 import pytest
@@ -35,6 +36,12 @@ def test_failed_run_is_retried_once_reported_and_the_rest_finish(tmp_path):
 
     table = read_csv(out / 'results.csv')
     assert tuple(table[0]) == CSV_COLUMNS
+    conn = json.loads((out / 'runs' / 'stgcn-compact_mp_0.5_seed0' /
+                       'metrics.json').read_text())['connectivity']
+    assert 0 < conn['reachable_outputs'] <= conn['num_outputs']
+    assert (table[0]['reachable_outputs'], table[0]['num_outputs']) == (
+        str(conn['reachable_outputs']), str(conn['num_outputs']))
+    assert table[1]['reachable_outputs'] == ''  # failed: nothing to count
     assert [(r['status'], r['error']) for r in table] == \
         [('ok', ''), ('failed', AMOUNT_ERROR)]
     assert table[1]['test_accuracy'] == ''

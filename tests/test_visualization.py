@@ -176,8 +176,10 @@ def test_subnetwork_draws_live_dead_and_identity_paths(hand_pruned, tmp_path):
     note = ax.xaxis.label.get_text()
     assert note.startswith(f'all {total} channels and 6 kept connections '
                            f'(4 live) shown')
+    assert (report.reachable_outputs, report.num_outputs) == (1, 5)
     assert ax.get_title() == (f'STGCN, {format_rate(report.nominal_sparsity)} '
-                              f'pruned: 53.8 % of kept weights dead')
+                              f'pruned: 53.8 % of kept weights dead, 1 of 5 '
+                              f'outputs reachable')
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert 'dead connection' in labels and 'identity / residual' in labels
     with pytest.raises(ValueError, match="'max_channels' to be a positive"):

@@ -3,6 +3,7 @@ from tcmp_pyg.nn.prunable import prunable_weights
 from tcmp_pyg.pruning.base import (PruningMethod, budget_from_amount,
                                    cubic_schedule, reset_masks)
 from tcmp_pyg.pruning.connectivity import (ConnectivityReport, connectivity,
+                                           coverage_weights,
                                            gate_dead_channels, live_masks,
                                            open_gates, shortest_path_weights)
 from tcmp_pyg.pruning.magnitude import (EffectivePruning, MagnitudePruning,
@@ -22,6 +23,7 @@ __all__ = [
     'connectivity', 'cubic_schedule', 'effective_correction',
     'gate_dead_channels', 'live_masks', 'magnitude_prune', 'open_gates',
     'prunable_weights', 'reset_masks', 'shortest_path_weights',
+    'coverage_weights',
     'LayerView', 'channel_flow_of', 'PrunableConv1d', 'PrunableConv2d',
     'PrunableConv3d', 'PrunableLinear', 'from_torch_prune', 'to_torch_prune',
 ]

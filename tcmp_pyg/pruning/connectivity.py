@@ -6,7 +6,10 @@ residual identities, BatchNorm and activations keep channels one to one.
 A channel is *accessible* when a path of kept connections reaches it from the
 model's input, *co-accessible* when such a path leads from it to the output
 (the logits). A kept weight is *live* when its input channel is accessible
-and its output channel co-accessible; otherwise it is *dead*.
+and its output channel co-accessible; otherwise it is *dead*. An output
+channel (a class logit) is *reachable* when it is accessible: a network can be
+consistent (no dead weight) and still leave classes unreachable, so the report
+counts both.
 
 Models declare their flow (``channel_flow()``); a plain :class:`nn.Sequential`
 of Linear / Conv layers gets one automatically (:func:`channel_flow_of`),
@@ -424,21 +427,50 @@ class ConnectivityReport:
 
     @property
     def is_consistent(self) -> bool:
-        """No kept weight is dead."""
+        """No kept weight is dead (topological consistency). It says nothing
+        about the outputs: a consistent network may reach only some of them
+        (see :attr:`covers_outputs`), or none when nothing is kept."""
         return self.dead == 0
+
+    @property
+    def num_outputs(self) -> int:
+        """Channels of the output node (the class logits)."""
+        return self.flow.nodes[self.flow.output].size
+
+    @property
+    def reachable_outputs(self) -> int:
+        """Output channels that a path of kept weights reaches from the input;
+        the others are constants (their bias) whatever the input."""
+        return int(self.accessible[self.flow.output].sum())
+
+    @property
+    def covers_outputs(self) -> bool:
+        """Every output channel is reachable from the input."""
+        return self.reachable_outputs == self.num_outputs
 
     @property
     def disconnected(self) -> bool:
         """No path of kept weights leads from the input to the output."""
-        return not bool(self.accessible[self.flow.output].any())
+        return self.reachable_outputs == 0
 
     def to_dict(self) -> Dict[str, Any]:
         return dict(weights=self.weights, kept=self.kept, live=self.live,
                     dead=self.dead, nominal_sparsity=self.nominal_sparsity,
                     effective_sparsity=self.effective_sparsity,
                     is_consistent=self.is_consistent,
+                    reachable_outputs=self.reachable_outputs,
+                    num_outputs=self.num_outputs,
+                    covers_outputs=self.covers_outputs,
                     disconnected=self.disconnected,
                     layers=[r.to_dict() for r in self.layers])
+
+    def outputs_text(self) -> str:
+        """``'k of n outputs reachable'``, flagged when some are not."""
+        k, n = self.reachable_outputs, self.num_outputs
+        text = f'{k} of {n} outputs reachable'
+        if k == 0:
+            return text + ', DISCONNECTED'
+        return text if k == n else f'{text} ({n - k} UNREACHABLE)'
 
     def __str__(self) -> str:
         head = ('layer', 'weights', 'kept', 'live', 'dead', 'channels', 'acc',
@@ -456,7 +488,7 @@ class ConnectivityReport:
         lines.append(f'nominal sparsity {self.nominal_sparsity:.4%}, effective '
                      f'sparsity {self.effective_sparsity:.4%}, '
                      f"{'consistent' if self.is_consistent else 'NOT consistent'}"
-                     f"{', DISCONNECTED' if self.disconnected else ''}")
+                     f", {self.outputs_text()}")
         return '\n'.join(lines)
 
 
@@ -539,15 +571,75 @@ def open_gates(model: nn.Module) -> None:
             module.gate.fill_(1.0)
 
 
+def channel_distances(flow: ChannelFlow) -> List[Tensor]:
+    r"""The fewest weights that make each channel accessible from the input,
+    over the dense network (every entry kept).
+
+    A prunable edge costs one weight per use, an identity edge nothing:
+    :math:`d_{dst}[o] = \min_{i : C[i, o]} d_{src}[i] + 1` over the channel
+    connections :math:`C` of the layer's all-ones mask.
+
+    Returns:
+        One float vector per node (``inf`` where no path exists).
+    """
+    inf = float('inf')
+    dist = [torch.full((n.size,), inf, dtype=torch.float64) for n in flow.nodes]
+    dist[0].zero_()
+    for v in range(1, len(flow.nodes)):
+        for e in flow.edges:
+            if e.dst != v:
+                continue
+            if e.module is None:
+                dist[v][e.dst_index] = torch.minimum(dist[v][e.dst_index],
+                                                     dist[e.src][e.src_index])
+                continue
+            full = e.module.channel_connections(
+                torch.ones_like(e.module.weight, dtype=torch.bool)).cpu()
+            step = torch.where(full, 1.0, inf).to(torch.float64)
+            dist[v] = torch.minimum(
+                dist[v], (dist[e.src].view(-1, 1) + step).min(dim=0).values)
+    return dist
+
+
 def shortest_path_weights(model: nn.Module) -> int:
     r"""The fewest weights any input-to-output path of ``model`` needs (one per
     prunable layer on the path; identity residuals cost nothing)."""
     flow, _ = flow_layers(model)
-    inf = float('inf')
-    cost = [inf] * len(flow.nodes)
-    cost[0] = 0
-    for v in range(1, len(flow.nodes)):
-        for e in flow.edges:
-            if e.dst == v:
-                cost[v] = min(cost[v], cost[e.src] + (e.module is not None))
-    return int(cost[flow.output])
+    return int(channel_distances(flow)[flow.output].min())
+
+
+def coverage_weights(model: nn.Module) -> int:
+    r"""The fewest weights with which *every* output channel (class logit) of
+    ``model`` is reachable from the input.
+
+    When the output node is fed by one prunable layer (the classifier: every
+    model of this toolkit and every automatic flow of an
+    :class:`nn.Sequential`), each output needs its own classifier entry and
+    the sources of those entries at least one accessible channel, so
+
+    .. math::
+        \min_{i} d_{src}[i] + n_{out},
+
+    :math:`i` over the classifier inputs connected to every output, is
+    **exact**: a shortest path to channel :math:`i` plus the entries
+    :math:`(i, o)` reach all :math:`n_{out}` outputs. For any other output
+    node (a residual sum or a concatenation at the very end) the value is a
+    **lower bound**, the longest of the shortest paths to one output.
+
+    Returns:
+        The number of weights (at least :func:`shortest_path_weights`).
+    """
+    flow, _ = flow_layers(model)
+    dist = channel_distances(flow)
+    incoming = [e for e in flow.edges if e.dst == flow.output]
+    num_out = flow.nodes[flow.output].size
+    if len(incoming) == 1 and incoming[0].module is not None:
+        e = incoming[0]
+        full = e.module.channel_connections(
+            torch.ones_like(e.module.weight, dtype=torch.bool)).cpu()
+        feeds_all = full.all(dim=1)
+        src = dist[e.src]
+        if bool(feeds_all.any()) and bool(torch.isfinite(src[feeds_all]).any()):
+            return int(src[feeds_all].min()) + num_out
+        return int(src.min()) + num_out  # a sparse classifier: lower bound
+    return int(dist[flow.output].max())

@@ -5,8 +5,9 @@ from hypothesis import strategies as st
 from torch import nn
 
 from tcmp_pyg.nn import STGCN, prunable_weights
-from tcmp_pyg.pruning import (connectivity, gate_dead_channels, live_masks,
-                              open_gates, shortest_path_weights)
+from tcmp_pyg.pruning import (PrunableLinear, connectivity, coverage_weights,
+                              gate_dead_channels, live_masks, open_gates,
+                              shortest_path_weights)
 
 from helpers import (batch, brute_force, random_masks, randomize_norms,
                      small_attention, small_stgcn)
@@ -98,8 +99,10 @@ def test_report_table_and_dict():
     report = connectivity(model)
     d = report.to_dict()
     for key in ('weights', 'kept', 'live', 'dead', 'nominal_sparsity',
-                'effective_sparsity', 'layers'):
+                'effective_sparsity', 'is_consistent', 'reachable_outputs',
+                'num_outputs', 'covers_outputs', 'disconnected', 'layers'):
         assert key in d
+    assert d['num_outputs'] == 5 and 0 <= d['reachable_outputs'] <= 5
     assert d['weights'] == sum(m.weight.numel() for _, m in prunable_weights(model))
     assert d['nominal_sparsity'] == pytest.approx(1 - d['kept'] / d['weights'])
     assert d['effective_sparsity'] == pytest.approx(1 - d['live'] / d['weights'])
@@ -113,6 +116,56 @@ def test_dense_model_is_consistent_and_connected():
     report = connectivity(small_stgcn())
     assert report.is_consistent and not report.disconnected
     assert report.live == report.kept == report.weights
+    assert report.reachable_outputs == report.num_outputs == 5
+    assert report.covers_outputs
+    assert str(report).endswith('consistent, 5 of 5 outputs reachable')
+
+
+def two_layer_masks(fc_rows):
+    """Linear(3, 4) -> Linear(4, 5) with hidden channels 0 and 1 fed by input
+    0, and output ``o`` fed by the hidden channels ``fc_rows[o]``."""
+    torch.manual_seed(0)
+    model = nn.Sequential(PrunableLinear(3, 4), nn.ReLU(), PrunableLinear(4, 5))
+    first = torch.zeros(4, 3)
+    first[0, 0] = first[1, 0] = 1
+    second = torch.zeros(5, 4)
+    for o, rows in enumerate(fc_rows):
+        second[o, rows] = 1
+    return model, [first, second]
+
+
+def test_report_counts_reachable_outputs_of_a_hand_made_mask():
+    # Outputs 0 and 3 hang on live hidden channels; output 1 only on hidden
+    # channel 2, which no input reaches (its entry is dead); 2 and 4 on nothing.
+    model, masks = two_layer_masks([[0], [2], [], [0, 1], []])
+    report = connectivity(model, masks)
+    assert (report.reachable_outputs, report.num_outputs) == (2, 5)
+    assert not report.covers_outputs and not report.disconnected
+    assert (report.live, report.dead) == (5, 1)
+    assert str(report).splitlines()[-1].endswith(
+        'NOT consistent, 2 of 5 outputs reachable (3 UNREACHABLE)')
+    d = report.to_dict()
+    assert (d['reachable_outputs'], d['num_outputs'], d['covers_outputs']) == (
+        2, 5, False)
+
+    # Without the dead entry the mask is consistent, yet three classes are
+    # still constants: the report must say so rather than call it fine.
+    masks[1][1, 2] = 0
+    report = connectivity(model, masks)
+    assert report.is_consistent and not report.covers_outputs
+    assert str(report).splitlines()[-1].endswith(
+        ', consistent, 2 of 5 outputs reachable (3 UNREACHABLE)')
+
+    # Every output on a live channel: covered.
+    model, masks = two_layer_masks([[0], [1], [0], [1], [0, 1]])
+    report = connectivity(model, masks)
+    assert report.covers_outputs and report.reachable_outputs == 5
+
+    # Nothing reaches the classifier.
+    masks[0].zero_()
+    report = connectivity(model, masks)
+    assert report.reachable_outputs == 0 and report.disconnected
+    assert str(report).endswith('0 of 5 outputs reachable, DISCONNECTED')
 
 
 def test_shortest_path_uses_residual_identities():
@@ -120,6 +173,31 @@ def test_shortest_path_uses_residual_identities():
     # block 2 (6 -> 6): identity; classifier: 4 weights at least.
     assert shortest_path_weights(small_stgcn((4, 6, 6))) == 4
     assert shortest_path_weights(small_attention()) == 3
+
+
+def test_coverage_weights_add_one_classifier_entry_per_output():
+    # A shortest path to one classifier input, then one entry per class.
+    assert coverage_weights(small_stgcn((4, 6, 6))) == 3 + 5
+    assert coverage_weights(small_attention()) == 2 + 5
+    plain = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    assert coverage_weights(plain) == 1 + 3
+
+
+def test_coverage_weights_is_the_exact_minimum_by_brute_force():
+    from itertools import combinations
+    model = nn.Sequential(PrunableLinear(2, 3), nn.ReLU(), PrunableLinear(3, 3))
+    need = coverage_weights(model)
+    assert need == 4
+    entries = [(0, i) for i in range(6)] + [(1, i) for i in range(9)]
+
+    def covers(subset):
+        masks = [torch.zeros(3, 2), torch.zeros(3, 3)]
+        for layer, i in subset:
+            masks[layer].view(-1)[i] = 1
+        return connectivity(model, masks).covers_outputs
+
+    assert not any(covers(c) for c in combinations(entries, need - 1))
+    assert any(covers(c) for c in combinations(entries, need))
 
 
 def test_unknown_channel_map_is_refused():
