@@ -159,7 +159,8 @@ def consistent_masks(flow: ChannelFlow, layers: Sequence[FlowLayer],
                      scores: Sequence[Tensor], budget: int,
                      hint: Optional[Dict[str, int]] = None
                      ) -> Tuple[List[Tensor], int]:
-    r"""Bool masks of exactly ``budget`` live weights and no dead one.
+    r"""Bool masks of exactly ``budget`` live weights and no dead one, every
+    output channel reachable whenever the budget allows it.
 
     1. Keep the ``k`` best scores, drop what is not accessible or not
        co-accessible, and take the largest ``k`` whose live count does not
@@ -174,6 +175,19 @@ def consistent_masks(flow: ChannelFlow, layers: Sequence[FlowLayer],
        enough, cut the lowest scores outright, drop what they disconnect, and
        refill as in 2. If no path survives at all, the best shortest path
        (fewest weights, then highest scores) seeds the selection.
+    4. Output coverage: when an output channel (a class logit) is left
+       unreachable (e.g. the classifier's scores are all below the other
+       layers'), a *seed* that reaches every output goes first in the order
+       and 1-3 run again, so the seed stays and the rest is filled by score.
+       The seed is, when the output node is fed by one prunable layer, the
+       best classifier entry of every output from an input channel the
+       selection already reaches, plus the selection's own shortest paths to
+       those channels; if that does not fit the budget, the smallest cover:
+       a best shortest path to one classifier input and its best entry to
+       every output (exactly
+       :func:`~tcmp_pyg.pruning.connectivity.coverage_weights` weights, so
+       any budget of at least that many covers every output). For another
+       output node, the union of the best shortest paths to each output.
 
     Args:
         hint (dict, optional): Search state kept between calls (pass the same
@@ -198,6 +212,21 @@ def consistent_masks(flow: ChannelFlow, layers: Sequence[FlowLayer],
         return ent.split(mask), n
 
     hint = {} if hint is None else hint
+    mask = _select(ent, flat, flat, budget, hint)
+    if _reached_outputs(ent, mask) < flow.nodes[flow.output].size:
+        mask = _cover(ent, flat, mask, budget, hint)
+    # The budget-th best score, for callers that need the magnitude threshold.
+    hint['theta'] = (float(torch.kthvalue(flat, n - budget + 1).values)
+                     if budget > 0 else None)
+    return ent.split(mask), int(mask.sum())
+
+
+def _select(ent: _Entries, flat: Tensor, path_scores: Tensor, budget: int,
+            hint: Dict[str, int]) -> Tensor:
+    """Steps 1-3 of :func:`consistent_masks` in the order of ``flat``
+    (``path_scores``: the finite scores that rank a fallback path)."""
+    flow, layers, offsets = ent.flow, ent.layers, ent.offsets
+    n = flat.numel()
     scale = hint.get('scale', 1)  # how far the candidate list had to grow
     m = min(n, max(4 * budget, budget + 1024) * scale)
     while True:
@@ -218,9 +247,7 @@ def consistent_masks(flow: ChannelFlow, layers: Sequence[FlowLayer],
     if 'k' in hint:  # the last k, scaled to the new budget
         guess = round(hint['k'] * budget / max(hint['budget'], 1))
     lo = _largest_within(live_at, budget, budget, cand.order.numel(), guess)
-    # The budget-th best score, for callers that need the magnitude threshold.
-    hint.update(scale=scale, k=lo, budget=budget,
-                theta=float(flat[cand.order[budget - 1]]) if budget > 0 else None)
+    hint.update(scale=scale, k=lo, budget=budget)
 
     def mask_of(k: int) -> Tensor:
         mask = torch.zeros_like(flat, dtype=torch.bool)
@@ -233,9 +260,107 @@ def consistent_masks(flow: ChannelFlow, layers: Sequence[FlowLayer],
         if int(mask.sum()) < int(over.sum()) <= budget:
             mask = over
     if not bool(mask.any()):
-        mask[_best_path(flow, layers, flat, offsets)] = True
+        mask[_best_path(flow, layers, path_scores, offsets)] = True
         mask = _refill(ent, flat, mask, budget)
-    return ent.split(mask), int(mask.sum())
+    return mask
+
+
+def _reached_outputs(ent: _Entries, mask: Tensor) -> int:
+    acc, _ = ent.reach(mask)
+    return int(acc[ent.flow.output].sum())
+
+
+def _cover(ent: _Entries, flat: Tensor, mask: Tensor, budget: int,
+           hint: Dict[str, int]) -> Tensor:
+    """Step 4 of :func:`consistent_masks`: the selection again with a seed
+    reaching every output forced first; the input ``mask`` if none fits."""
+    num_out = ent.flow.nodes[ent.flow.output].size
+    best, reached = mask, _reached_outputs(ent, mask)
+    for make_seed in (_repair_seed, _smallest_seed):
+        seed = make_seed(ent, flat, mask)
+        if seed is None or seed.numel() > budget:
+            continue
+        forced = flat.clone()
+        forced[seed] = float('inf')  # first in the order, ties by position
+        cand = _select(ent, forced, flat, budget, hint)
+        got = _reached_outputs(ent, cand)
+        if got == num_out:
+            return cand
+        if got > reached:
+            best, reached = cand, got
+    return best
+
+
+def _classifier(ent: _Entries) -> Optional[int]:
+    """The index of the layer feeding the output node, when it is its only
+    input."""
+    incoming = [e for e in ent.flow.edges if e.dst == ent.flow.output]
+    if len(incoming) != 1 or incoming[0].module is None:
+        return None
+    return next(li for li, fl in enumerate(ent.layers) if fl.edge is incoming[0])
+
+
+def _pairs(ent: _Entries, li: int, flat: Tensor) -> Tuple[Tensor, Tensor]:
+    """Scores and flat indices of layer ``li`` as ``[C_in, C_out, K]``."""
+    mod = ent.layers[li].module
+    lo, hi = ent.offsets[li], ent.offsets[li + 1]
+    s = flat[lo:hi].view(mod.weight.shape).movedim((mod.in_axis, mod.out_axis), (0, 1))
+    idx = torch.arange(lo, hi, device=flat.device).view(mod.weight.shape).movedim(
+        (mod.in_axis, mod.out_axis), (0, 1))
+    return s.reshape(s.size(0), s.size(1), -1), idx.reshape(idx.size(0), idx.size(1), -1)
+
+
+def _repair_seed(ent: _Entries, flat: Tensor, mask: Tensor) -> Optional[Tensor]:
+    """Every output's best classifier entry from an input channel ``mask``
+    reaches, plus ``mask``'s shortest paths to those channels."""
+    li = _classifier(ent)
+    if li is None or not bool(mask.any()):
+        return None
+    src = ent.layers[li].edge.src
+    acc, _ = ent.reach(mask)
+    if not bool(acc[src].any()):
+        return None
+    s, idx = _pairs(ent, li, flat)
+    s = s.masked_fill(~acc[src].view(-1, 1, 1), float('-inf'))
+    # per output: the best (input, kernel) entry; input = position // K
+    per_out = s.movedim(1, 0).reshape(s.size(1), -1)
+    best = per_out.argmax(dim=1)
+    K = s.size(2)
+    inputs, kernel = best // K, best % K
+    outputs = torch.arange(s.size(1), device=flat.device)
+    entries = idx[inputs, outputs, kernel]
+    tree = _path_tree(ent.flow, ent.layers, flat, ent.offsets, allowed=mask)
+    paths = [_trace(ent.flow, tree, src, int(i)) for i in inputs.unique()]
+    return torch.cat([entries] + paths).unique()
+
+
+def _smallest_seed(ent: _Entries, flat: Tensor, mask: Tensor) -> Optional[Tensor]:
+    """The smallest cover: a best shortest path to one classifier input and
+    its best entry to every output (see
+    :func:`~tcmp_pyg.pruning.connectivity.coverage_weights`); without a
+    single classifier, the best shortest paths to every output."""
+    flow = ent.flow
+    tree = _path_tree(flow, ent.layers, flat, ent.offsets)
+    li = _classifier(ent)
+    if li is None:
+        out = [_trace(flow, tree, flow.output, o)
+               for o in range(flow.nodes[flow.output].size)]
+        return torch.cat(out).unique()
+    src = ent.layers[li].edge.src
+    cost = tree.cost[src]
+    s, idx = _pairs(ent, li, flat)
+    pair, k = s.max(dim=-1)  # [C_in, C_out]: the best entry of each pair
+    count = torch.ceil(cost / tree.big - 1e-9)  # weights of the best path
+    ok = torch.isfinite(cost) & (pair > float('-inf')).all(dim=1)
+    if not bool(ok.any()):
+        return None
+    ok &= count == count[ok].min()
+    # Fewest weights, then the highest path and classifier scores.
+    key = (cost - pair.double().sum(dim=1) / tree.top).masked_fill(~ok, float('inf'))
+    i = int(torch.argmin(key))
+    outputs = torch.arange(s.size(1), device=flat.device)
+    entries = idx[i, outputs, k[i]]
+    return torch.cat([entries, _trace(flow, tree, src, i)]).unique()
 
 
 def _largest_within(live_at: Callable[[int], int], budget: int, lo: int,
@@ -326,19 +451,32 @@ def _trim(ent: _Entries, flat: Tensor, mask: Tensor, budget: int) -> Tensor:
     return mask
 
 
-def _best_path(flow: ChannelFlow, layers: Sequence[FlowLayer], flat: Tensor,
-               offsets: List[int]) -> Tensor:
-    """Flat indices of one input-to-output path with the fewest weights, then
-    the highest total normalised score."""
+@dataclass
+class _PathTree:
+    """Best paths from the input to every channel: per node the lexicographic
+    cost (``big`` per weight, minus the scores over ``top``) and the
+    back-pointers of each channel (edge, source channel, flat entry)."""
+    cost: List[Tensor]
+    back: List[Optional[Tuple[Tensor, Tensor, Tensor]]]
+    big: float
+    top: float
+
+
+def _path_tree(flow: ChannelFlow, layers: Sequence[FlowLayer], flat: Tensor,
+               offsets: List[int], allowed: Optional[Tensor] = None) -> _PathTree:
+    """Shortest-path tree of the channel graph: fewest weights, then the
+    highest total normalised score; with ``allowed`` (flat bool), through
+    those entries only. Paths traced from one tree share their prefixes."""
     edge_layer = {id(fl.edge): li for li, fl in enumerate(layers)}
     top = float(flat.max()) or 1.0
-    # Lexicographic cost: weights count first, then minus the summed scores.
+    # Lexicographic cost: weights count first, then minus the summed scores
+    # (each at most 1, at most one per layer on a path).
     big = 4.0 * (len(layers) + 1)
     inf = float('inf')
     cost = [torch.full((n.size,), inf, dtype=torch.float64, device=flat.device)
             for n in flow.nodes]
     cost[0].zero_()
-    back: List[Tuple] = [None] * len(flow.nodes)  # per node: (edge ids, src ch, entry)
+    back: List[Optional[Tuple[Tensor, Tensor, Tensor]]] = [None] * len(flow.nodes)
     for v in range(1, len(flow.nodes)):
         best = cost[v]
         how_edge = torch.full((best.numel(),), -1, dtype=torch.long, device=flat.device)
@@ -357,8 +495,10 @@ def _best_path(flow: ChannelFlow, layers: Sequence[FlowLayer], flat: Tensor,
                 continue
             li = edge_layer[id(e)]
             mod = layers[li].module
-            s = flat[offsets[li]:offsets[li + 1]].view(mod.weight.shape) / top
-            s = s.movedim((mod.in_axis, mod.out_axis), (0, 1))
+            s = flat[offsets[li]:offsets[li + 1]] / top
+            if allowed is not None:
+                s = s.masked_fill(~allowed[offsets[li]:offsets[li + 1]], -inf)
+            s = s.view(mod.weight.shape).movedim((mod.in_axis, mod.out_axis), (0, 1))
             s = s.reshape(s.size(0), s.size(1), -1)
             pair_score, pair_k = s.max(dim=-1)  # best entry per (i, o)
             total = cost[e.src].view(-1, 1) + big - pair_score.double()
@@ -375,14 +515,27 @@ def _best_path(flow: ChannelFlow, layers: Sequence[FlowLayer], flat: Tensor,
             entry = idx[i, o, pair_k[i, o]] + offsets[li]
             how_entry[better] = entry[better]
         back[v] = (how_edge, how_ch, how_entry)
-    if not bool(torch.isfinite(cost[flow.output]).any()):
-        raise ValueError("The channel flow has no path from input to output")
+    return _PathTree(cost, back, big, top)
+
+
+def _trace(flow: ChannelFlow, tree: _PathTree, v: int, ch: int) -> Tensor:
+    """Flat indices of the tree's path from the input to channel ``ch`` of
+    node ``v`` (which must be reachable)."""
     picked = []
-    v, ch = flow.output, int(torch.argmin(cost[flow.output]))
     while v != 0:
-        how_edge, how_ch, how_entry = back[v]
+        how_edge, how_ch, how_entry = tree.back[v]
         e = flow.edges[int(how_edge[ch])]
         if e.module is not None:
             picked.append(int(how_entry[ch]))
         ch, v = int(how_ch[ch]), e.src
-    return torch.tensor(picked, dtype=torch.long, device=flat.device)
+    return torch.tensor(picked, dtype=torch.long, device=tree.cost[0].device)
+
+
+def _best_path(flow: ChannelFlow, layers: Sequence[FlowLayer], flat: Tensor,
+               offsets: List[int]) -> Tensor:
+    """Flat indices of one input-to-output path with the fewest weights, then
+    the highest total normalised score."""
+    tree = _path_tree(flow, layers, flat, offsets)
+    if not bool(torch.isfinite(tree.cost[flow.output]).any()):
+        raise ValueError("The channel flow has no path from input to output")
+    return _trace(flow, tree, flow.output, int(torch.argmin(tree.cost[flow.output])))

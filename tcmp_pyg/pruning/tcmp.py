@@ -74,8 +74,10 @@ class TCMP(PruningMethod):
     :math:`M_l \odot (a_{l-1} c_l^\top)`. Residual identities and
     multi-partition kernels are handled by the model's channel flow. At every
     mask update the selection is consistent and its live count equals the
-    scheduled budget (see :func:`~tcmp_pyg.pruning.select.consistent_masks`);
-    dead channels are gated, so what is trained is what is kept.
+    scheduled budget, with every output (class logit) reachable (see
+    :func:`~tcmp_pyg.pruning.select.consistent_masks`; a budget below
+    :func:`~tcmp_pyg.pruning.coverage_weights` is refused); dead channels are
+    gated, so what is trained is what is kept.
 
     Two ways to train through the selection:
 

@@ -19,6 +19,17 @@ def small_attention(seed=0):
                         hidden_channels=7)
 
 
+def shrink_classifier(model, factor=1e-3):
+    """Scales the weights of the layer feeding the output down, so global
+    magnitude ranks the whole classifier last (it empties it first)."""
+    from tcmp_pyg.pruning.connectivity import flow_layers
+    flow, layers = flow_layers(model)
+    (last,) = [fl for fl in layers if fl.edge.dst == flow.output]
+    with torch.no_grad():
+        last.module.weight.mul_(factor)
+    return model
+
+
 def batch(layout='sbu', B=3, T=6, seed=0):
     gen = torch.Generator().manual_seed(seed)
     layout = get_layout(layout)

@@ -6,11 +6,12 @@ from hypothesis import strategies as st
 from tcmp_pyg.nn import prunable_weights
 from tcmp_pyg.pruning import (TCMP, EffectivePruning, MagnitudePruning,
                               PrunableLinear, RandomPruning, connectivity,
-                              from_torch_prune, shortest_path_weights)
+                              coverage_weights, from_torch_prune,
+                              shortest_path_weights)
 from tcmp_pyg.pruning.connectivity import LayerView, flow_layers
 from tcmp_pyg.pruning.select import consistent_masks
 
-from helpers import batch, small_attention, small_stgcn
+from helpers import batch, shrink_classifier, small_attention, small_stgcn
 
 
 def kept(model):
@@ -34,6 +35,43 @@ def test_consistent_selection_is_exact_and_consistent(channels, frac, seed):
     assert report.is_consistent and not report.disconnected
     assert report.kept == live <= budget
     assert live == budget
+    if budget >= coverage_weights(model):
+        assert report.covers_outputs
+
+
+@settings(max_examples=40, deadline=None)
+@given(channels=st.lists(st.integers(2, 8), min_size=1, max_size=4),
+       frac=st.floats(0.0, 1.0), classifier=st.sampled_from([1.0, 1e-3, 0.0]),
+       seed=st.integers(0, 10_000))
+def test_consistent_selection_reaches_every_output(channels, frac, classifier,
+                                                   seed):
+    # Any budget from the coverage minimum up, classifier scores as large as
+    # the others, far below them, or all tied at zero.
+    model = small_stgcn(tuple(channels), seed=seed)
+    flow, layers = flow_layers(model)
+    total = sum(fl.module.weight.numel() for fl in layers)
+    low = coverage_weights(model)
+    budget = int(low + frac * (total - 1 - low))
+    gen = torch.Generator().manual_seed(seed)
+    scores = [torch.rand(fl.module.weight.shape, generator=gen) *
+              torch.rand(1, generator=gen) for fl in layers]
+    scores[-1] = scores[-1] * classifier
+    masks, live = consistent_masks(flow, layers, scores, budget)
+    report = connectivity(model, masks)
+    assert report.is_consistent and report.covers_outputs
+    assert report.reachable_outputs == report.num_outputs == 5
+    assert live == report.kept == budget
+
+
+def test_smallest_budget_reaches_every_output_through_one_channel():
+    model = shrink_classifier(small_stgcn((4, 6, 6)))
+    flow, layers = flow_layers(model)
+    scores = [fl.module.weight.detach().abs() for fl in layers]
+    masks, live = consistent_masks(flow, layers, scores, coverage_weights(model))
+    report = connectivity(model, masks)
+    assert report.is_consistent and report.covers_outputs and live == 8
+    fc = masks[-1].reshape(5, -1)
+    assert fc.sum() == 5 and fc.any(dim=0).sum() == 1  # one input, 5 classes
 
 
 
@@ -78,7 +116,7 @@ def test_tcmp_is_consistent_at_every_update(make, mode):
         if pruner.updates > updates:
             seen_updates += 1
             report = connectivity(model)
-            assert report.is_consistent and not report.disconnected
+            assert report.is_consistent and report.covers_outputs
             assert report.live == report.kept == pruner.kept_at(step)
         loss = model(data).square().mean()
         penalty = pruner.penalty()
@@ -93,9 +131,61 @@ def test_tcmp_is_consistent_at_every_update(make, mode):
     assert seen_updates >= 8
     report = connectivity(model)
     assert report.is_consistent and report.live == report.kept == pruner.budget
+    assert report.covers_outputs
     for _, m in prunable_weights(model):  # crisp at the end
         assert not m.weight_mask.requires_grad
         assert set(m.weight_mask.unique().tolist()) <= {0.0, 1.0}
+
+
+@settings(max_examples=12, deadline=None)
+@given(channels=st.lists(st.integers(2, 6), min_size=1, max_size=3),
+       frac=st.floats(0.0, 1.0), mode=st.sampled_from(['hard', 'relaxed']),
+       tiny_classifier=st.booleans(), seed=st.integers(0, 10_000))
+def test_tcmp_reaches_every_output_at_every_update(channels, frac, mode,
+                                                    tiny_classifier, seed):
+    model = small_stgcn(tuple(channels), seed=seed)
+    if tiny_classifier:
+        shrink_classifier(model)
+    total = sum(m.weight.numel() for _, m in prunable_weights(model))
+    low = coverage_weights(model)
+    budget = int(low + frac * (total - 1 - low))
+    pruner = TCMP(model, total - budget, mode=mode, start=0.0, end=0.6)
+    steps = 6
+    pruner.setup(steps)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    data = batch()
+    for step in range(steps):
+        updates = pruner.updates
+        pruner.step(step)
+        if pruner.updates > updates:
+            report = connectivity(model)
+            assert report.is_consistent and report.covers_outputs
+            assert report.live == report.kept == pruner.kept_at(step)
+        loss = model(data).square().mean()
+        if pruner.penalty() is not None:
+            loss = loss + pruner.penalty()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    pruner.finalize()
+    report = connectivity(model)
+    assert report.is_consistent and report.covers_outputs
+    assert report.live == report.kept == budget
+
+
+@pytest.mark.parametrize('make', [small_stgcn, small_attention])
+@pytest.mark.parametrize('mode', ['hard', 'relaxed'])
+def test_tcmp_keeps_every_class_of_a_tiny_classifier(make, mode):
+    model = shrink_classifier(make())
+    pruner = TCMP(model, 0.99, mode=mode, start=0.0, end=0.5)
+    pruner.setup(4)
+    for step in range(4):
+        pruner.step(step)
+        model(batch()).square().mean().backward()
+    pruner.finalize()
+    report = connectivity(model)
+    assert report.is_consistent and report.covers_outputs
+    assert report.live == report.kept == pruner.budget
 
 
 def test_relaxed_gradients_reach_the_latent_weights_through_the_mask():
@@ -140,6 +230,13 @@ def test_tcmp_refuses_bad_input():
     total = sum(m.weight.numel() for _, m in prunable_weights(model))
     with pytest.raises(ValueError, match='needs 4'):
         TCMP(model, total - 2)
+    # A path fits, but not one weight per class on top of it.
+    assert coverage_weights(model) == 8
+    with pytest.raises(ValueError, match=r'reaching all 5 outputs of STGCN from '
+                       r'its input needs at least 8 .* Keep at least 8 weights '
+                       rf'\(amount <= {total - 8} as a count'):
+        TCMP(model, total - 7)
+    assert TCMP(model, total - 8).budget == 8
     with pytest.raises(ValueError, match="'hard' or 'relaxed'"):
         TCMP(model, 0.9, mode='soft')
     with pytest.raises(TypeError, match='does not declare how channels flow'):
