@@ -63,12 +63,17 @@ def test_train_writes_the_run_folder(synthetic_run):
     assert totals['kept'] == round(0.1 * totals['weights'])
     assert totals['dead'] == 0 and totals['live'] == totals['kept']
     assert f"kept {totals['kept']} of {totals['weights']} weights" in stdout
+    # TCMP keeps every class reachable, and the printout says so.
+    assert totals['reachable_outputs'] == totals['num_outputs'] > 0
+    assert (f"0 dead, {totals['num_outputs']} of {totals['num_outputs']} "
+            f"outputs reachable") in stdout
     history = json.loads((out / 'history.json').read_text())
     assert [row['epoch'] for row in history] == [1, 2]
 
     model = load_model(out / 'model.pt')
     report = connectivity(model)
     assert report.kept == totals['kept'] and report.is_consistent
+    assert report.covers_outputs
 
 
 def test_evaluate_recomputes_the_accuracy(synthetic_run, capsys, tmp_path):

@@ -7,7 +7,8 @@ from typing import Any, Dict, List, Optional, Union
 import torch
 from torch import Tensor, nn
 
-from tcmp_pyg.pruning.connectivity import (LayerView, flow_layers, open_gates,
+from tcmp_pyg.pruning.connectivity import (LayerView, coverage_weights,
+                                           flow_layers, open_gates,
                                            shortest_path_weights)
 
 Amount = Union[int, float]
@@ -38,15 +39,49 @@ def budget_from_amount(amount: Amount, total: int) -> int:
     return total - removed
 
 
-def check_budget(model: nn.Module, budget: int, amount: Amount) -> None:
-    """Refuses a budget below the shortest input-to-output path."""
+def check_budget(model: nn.Module, budget: int, amount: Amount,
+                 cover_outputs: bool = False) -> None:
+    r"""Refuses a budget below the shortest input-to-output path, and with
+    ``cover_outputs`` one too small to reach every output channel
+    (:func:`~tcmp_pyg.pruning.coverage_weights`).
+
+    Args:
+        model (nn.Module): The model to prune.
+        budget (int): Weights kept.
+        amount (int or float): The amount the budget came from (for the
+            message).
+        cover_outputs (bool, optional): Require every class to stay
+            reachable, as the consistent methods (TCMP, mp-effective)
+            promise. Methods without that promise (``mp``, ``random``) may
+            disconnect outputs: that is what they are compared on.
+            (default: :obj:`False`)
+
+    Raises:
+        ValueError: naming the minimum number of weights.
+    """
     need = shortest_path_weights(model)
+    name = type(model).__name__
     if budget < need:
         raise ValueError(
             f"amount={amount} keeps {budget} weights, but the shortest "
-            f"input-to-output path of {type(model).__name__} needs {need} "
+            f"input-to-output path of {name} needs {need} "
             f"(one weight per prunable layer on it): no connected subnetwork "
             f"fits. Keep at least {need} weights.")
+    if not cover_outputs:
+        return
+    need = coverage_weights(model)
+    if budget < need:
+        flow, layers = flow_layers(model)
+        total = sum(layer.module.weight.numel() for layer in layers)
+        num_out = flow.nodes[flow.output].size
+        largest = math.floor((total - need) / total * 1e6) / 1e6  # rounded down
+        raise ValueError(
+            f"amount={amount} keeps {budget} weights, but reaching all "
+            f"{num_out} outputs of {name} from its input needs at least {need} "
+            f"(a shortest path to one classifier input, then one weight per "
+            f"output), and this method keeps every class reachable. Keep at "
+            f"least {need} weights (amount <= {total - need} as a count, or "
+            f"<= {largest:g} as a fraction).")
 
 
 def cubic_schedule(step: int, start: int, end: int, final_keep: float) -> float:
@@ -100,7 +135,7 @@ class PruningMethod:
         self.total = sum(layer.module.weight.numel() for layer in self.layers)
         self.amount = amount
         self.budget = budget_from_amount(amount, self.total)
-        check_budget(model, self.budget, amount)
+        check_budget(model, self.budget, amount, cover_outputs=self.consistent)
         if not 0.0 <= start <= end <= 1.0:
             raise ValueError(f"Expected 0 <= start <= end <= 1 (got start="
                              f"{start}, end={end})")

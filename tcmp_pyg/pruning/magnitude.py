@@ -62,13 +62,22 @@ def effective_correction(model: nn.Module, amount: Amount) -> int:
     prune by magnitude, drop dead weights, refill with the next magnitudes
     until the live count reaches the budget; then gate dead channels.
 
+    Every class stays reachable: when magnitude leaves an output unreachable
+    (e.g. it emptied the classifier), a path to every output is kept first
+    and the rest is filled by magnitude (see
+    :func:`~tcmp_pyg.pruning.select.consistent_masks`).
+
     Returns:
         The number of live (= kept) weights.
+
+    Raises:
+        ValueError: if the budget is below
+            :func:`~tcmp_pyg.pruning.coverage_weights`.
     """
     flow, layers = flow_layers(model)
     scores = [layer.module.weight.detach().abs() for layer in layers]
     budget = budget_from_amount(amount, sum(s.numel() for s in scores))
-    check_budget(model, budget, amount)
+    check_budget(model, budget, amount, cover_outputs=True)
     masks, live = consistent_masks(flow, layers, scores, budget)
     for layer, m in zip(layers, masks):
         layer.module.set_mask(m)
@@ -110,7 +119,9 @@ class RandomPruning(MagnitudePruning):
 class EffectivePruning(MagnitudePruning):
     r"""Magnitude pruning with the post-hoc effective-sparsity correction at
     the end of the schedule: dead weights are dropped, the budget refilled
-    with live ones and dead channels gated, then masks freeze."""
+    with live ones (every class kept reachable, as in
+    :func:`effective_correction`) and dead channels gated, then masks
+    freeze."""
     name = 'mp-effective'
     consistent = True
 

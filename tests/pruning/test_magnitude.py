@@ -1,14 +1,21 @@
+import copy
+
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from tcmp_pyg.nn import FlowModel, prunable_weights
 from tcmp_pyg.nn.prunable import ChannelFlow
 from tcmp_pyg.pruning import (EffectivePruning, MagnitudePruning, RandomPruning,
-                              budget_from_amount, connectivity, cubic_schedule,
-                              effective_correction, magnitude_prune)
+                              budget_from_amount, connectivity, coverage_weights,
+                              cubic_schedule, effective_correction,
+                              magnitude_prune)
+from tcmp_pyg.pruning.connectivity import flow_layers
+from tcmp_pyg.pruning.select import _Entries, _flatten, _select
 
-from helpers import batch, small_attention, small_stgcn
+from helpers import batch, shrink_classifier, small_attention, small_stgcn
 
 
 def kept(model):
@@ -148,6 +155,78 @@ def test_effective_correction_is_consistent_with_exact_budget(make, amount):
     report = connectivity(model)
     assert report.is_consistent and not report.disconnected
     assert live == report.live == report.kept == budget_from_amount(amount, total)
+
+
+@settings(max_examples=25, deadline=None)
+@given(channels=st.lists(st.integers(2, 8), min_size=1, max_size=4),
+       frac=st.floats(0.0, 1.0), tiny_classifier=st.booleans(),
+       seed=st.integers(0, 10_000))
+def test_effective_correction_reaches_every_output(channels, frac,
+                                                   tiny_classifier, seed):
+    model = small_stgcn(tuple(channels), seed=seed)
+    if tiny_classifier:
+        shrink_classifier(model)
+    total = sum(m.weight.numel() for _, m in prunable_weights(model))
+    low = coverage_weights(model)
+    budget = int(low + frac * (total - 1 - low))
+    live = effective_correction(model, total - budget)
+    report = connectivity(model)
+    assert report.is_consistent and report.covers_outputs
+    assert live == report.live == report.kept == budget
+
+
+@pytest.mark.parametrize('make', [small_stgcn, small_attention])
+@pytest.mark.parametrize('amount', [0.9, 0.99])
+def test_effective_correction_keeps_every_class_of_an_emptied_classifier(
+        make, amount):
+    # Global magnitude ranks the whole (tiny) classifier last and empties it.
+    model = shrink_classifier(make())
+    flow, layers = flow_layers(model)
+    total = sum(fl.module.weight.numel() for fl in layers)
+    budget = budget_from_amount(amount, total)
+    mp = copy.deepcopy(model)
+    magnitude_prune(mp, amount)
+    assert connectivity(mp).disconnected
+    assert int(flow_layers(mp)[1][-1].module.weight_mask.sum()) == 0
+    # The correction without output coverage (drop dead, refill between live
+    # channels) reaches the one logit its first classifier entry feeds.
+    scores = [fl.module.weight.detach().abs() for fl in layers]
+    flat, offsets = _flatten(scores)
+    ent = _Entries(flow, layers, scores, offsets)
+    old_report = connectivity(model, ent.split(_select(ent, flat, flat, budget, {})))
+    assert old_report.is_consistent and old_report.reachable_outputs == 1
+
+    live = effective_correction(model, amount)
+    report = connectivity(model)
+    assert report.is_consistent
+    assert report.reachable_outputs == report.num_outputs == 5
+    assert live == report.live == report.kept == budget
+
+
+def test_effective_pruning_keeps_every_class_at_the_end_of_the_schedule():
+    model = shrink_classifier(small_stgcn((8, 8)))
+    pruner = EffectivePruning(model, 0.95, start=0.0, end=0.5)
+    run_steps(model, pruner, 10)
+    report = connectivity(model)
+    assert report.is_consistent and report.covers_outputs
+    assert report.live == pruner.budget
+
+
+def test_only_consistent_methods_need_a_budget_that_reaches_every_class():
+    model = small_stgcn((4, 6, 6))
+    total = sum(m.weight.numel() for _, m in prunable_weights(model))
+    assert coverage_weights(model) == 8
+    message = r'needs at least 8 .* Keep at least 8 weights'
+    with pytest.raises(ValueError, match=message):
+        EffectivePruning(model, total - 6)
+    with pytest.raises(ValueError, match=message):
+        effective_correction(model, total - 6)
+    # mp and random promise no consistency: disconnecting is what they are
+    # compared on, so a budget of one path is theirs to spend.
+    assert MagnitudePruning(model, total - 6).budget == 6
+    assert RandomPruning(model, total - 6).budget == 6
+    assert magnitude_prune(model, total - 6) == 6
+    assert effective_correction(small_stgcn((4, 6, 6)), total - 8) == 8
 
 
 def test_effective_pruning_corrects_at_the_end_of_the_schedule():
