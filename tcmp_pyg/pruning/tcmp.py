@@ -192,5 +192,6 @@ class TCMP(PruningMethod):
                 layer.module.straight_through = False
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(amount={self.amount}, mode='{self.mode}', "
-                f'budget={self.budget}/{self.total})')
+        dense = f', keep_dense={list(self.keep_dense)}' if self.keep_dense else ''
+        return (f"{type(self).__name__}(amount={self.amount}, mode='{self.mode}'"
+                f'{dense}, budget={self.budget}/{self.total})')
