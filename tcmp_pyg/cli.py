@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import statistics
 import sys
@@ -151,10 +152,12 @@ _TRAIN_DATASET_OPTIONS = ('fold', 'num_frames', 'protocol', 'test_subject',
 # methods each applies to (None: every method).
 PRUNING_DEFAULTS: Dict[str, object] = dict(amount=0.99, tcmp_mode='hard',
                                            prune_start=0.1, prune_end=0.6,
-                                           update_every=1)
+                                           update_every=1, keep_dense=[])
 _PRUNING_METHODS: Dict[str, Optional[Tuple[str, ...]]] = dict(
     amount=None, tcmp_mode=('tcmp',), prune_start=None, prune_end=None,
-    update_every=None)
+    update_every=None, keep_dense=None)
+# Pruning options taking one or more values (nargs='+').
+_PRUNING_LISTS = ('keep_dense',)
 
 
 def _flag(dest: str) -> str:
@@ -196,13 +199,18 @@ def train_args_for(method: Optional[str], train_args: Sequence[str]) -> List[str
         The arguments that apply, in their order.
     """
     drop = {_flag(dest) for dest in PRUNING_DEFAULTS if not _applies(dest, method)}
+    lists = {_flag(dest) for dest in _PRUNING_LISTS}
     kept: List[str] = []
-    skip_value = False
+    skip_value = skip_values = False
     for arg in train_args:
+        if skip_values and not arg.startswith('-'):
+            continue  # a further value of a dropped list option
+        skip_values = False
         if skip_value:
             skip_value = False
         elif arg.split('=', 1)[0] in drop:
-            skip_value = '=' not in arg
+            skip_values = arg in lists
+            skip_value = '=' not in arg and not skip_values
         else:
             kept.append(arg)
     return kept
@@ -319,6 +327,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     prune.add_argument('--update-every', type=int, default=None,
                        help='steps between mask updates (default: '
                             f"{PRUNING_DEFAULTS['update_every']})")
+    prune.add_argument('--keep-dense', nargs='+', default=None, metavar='LAYER',
+                       help='prunable layers that keep every weight, counted '
+                            "inside the budget (e.g. the classifier: 'fc' of "
+                            "stgcn/stgcn-compact, 'fc2' of attention-gcn, "
+                            "'classifier' of sahbi-gcn) (default: none)")
     p.add_argument('--tensorboard', action='store_true',
                    help='also write per-epoch scalars (losses, accuracies, lr, '
                         'kept/live/dead weights per layer) to OUT/tensorboard '
@@ -450,7 +463,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             pruner = make_pruner(args.prune, model, args.amount,
                                  tcmp_mode=args.tcmp_mode, start=args.prune_start,
                                  end=args.prune_end, update_every=args.update_every,
-                                 seed=args.seed)
+                                 seed=args.seed, keep_dense=args.keep_dense)
         config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size,
                              lr=args.lr, optimizer=args.optimizer,
                              weight_decay=args.weight_decay,
@@ -823,6 +836,10 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument('--device', default=None,
                    help="device of every run: 'cpu', 'cuda', 'cuda:1', ... "
                         '(default: as tcmp-pyg train)')
+    p.add_argument('--keep-dense', nargs='+', default=None, metavar='LAYER',
+                   help='layers every pruned run keeps dense (tcmp-pyg train '
+                        '--keep-dense; dense runs ignore it). Run names do not '
+                        'show it: give such a sweep its own --out')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     p.set_defaults(func=_cmd_sweep)
 
@@ -838,6 +855,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                         ('--device', args.device)):
         if value is not None:
             train_args += [flag, str(value)]
+    if args.keep_dense:  # train_args_for drops it from the dense runs
+        train_args += ['--keep-dense', *args.keep_dense]
     if any(a < 0 or a >= 1 for a in args.amounts):
         print(f'error: --amounts must lie in [0, 1), got {args.amounts}',
               file=sys.stderr)
@@ -941,7 +960,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.prune is not None:
             for dest, value in PRUNING_DEFAULTS.items():
                 if getattr(args, dest) is None:
-                    setattr(args, dest, value)
+                    setattr(args, dest, copy.copy(value))  # lists unshared
     return int(args.func(args) or 0)
 
 

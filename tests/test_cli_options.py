@@ -33,7 +33,8 @@ def usage_error(argv, capsys):
 
 @pytest.mark.parametrize('option', [['--amount', '0.5'], ['--tcmp-mode', 'relaxed'],
                                     ['--prune-start', '0.2'], ['--prune-end', '0.8'],
-                                    ['--update-every', '5'], ['--amo', '0.5']])
+                                    ['--update-every', '5'], ['--amo', '0.5'],
+                                    ['--keep-dense', 'fc', 'blocks.0.gcn']])
 def test_pruning_options_without_prune_are_refused(option, capsys, tmp_path,
                                                    monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -85,6 +86,38 @@ def test_train_args_for_keeps_what_applies():
     assert train_args_for('mp', extra) == ['--epochs', '3', '--prune-start=0.2',
                                            '--bone', '--update-every', '4']
     assert train_args_for(None, extra) == ['--epochs', '3', '--bone']
+
+
+def test_train_args_for_drops_every_value_of_keep_dense():
+    extra = ['--keep-dense', 'fc', 'blocks.0.gcn', '--epochs', '3',
+             '--keep-dense=fc', '--bone']
+    assert train_args_for('mp-lamp', extra) == extra
+    assert train_args_for(None, extra) == ['--epochs', '3', '--bone']
+
+
+def test_sweep_passes_keep_dense_to_pruned_runs(tmp_path, monkeypatch, capsys):
+    import tcmp_pyg.sweep as sweep
+
+    calls = []
+
+    def record(dataset, root, out, **options):  # no training, an empty table
+        calls.append(options)
+        (Path(out) / 'results.md').write_text('')
+        return []
+
+    monkeypatch.setattr(sweep, 'run_sweep', record)
+    assert main(['sweep', '--dataset', 'synthetic', '--out', str(tmp_path), '--quiet',
+                 '--keep-dense', 'fc', 'blocks.0.gcn', '--methods', 'dense',
+                 'mp-layer', 'mp-erk', 'mp-lamp']) == 0
+    assert calls[0]['methods'] == ['dense', 'mp-layer', 'mp-erk', 'mp-lamp']
+    assert calls[0]['train_args'] == ['--keep-dense', 'fc', 'blocks.0.gcn']
+    extra = ['--keep-dense', 'fc', '--epochs', '2']
+    dense = train_command(Combination('stgcn-compact', 'dense', 0.0, None, 0),
+                          'out', 'synthetic', None, extra)
+    lamp = train_command(Combination('stgcn-compact', 'mp-lamp', 0.9, None, 0),
+                         'out', 'synthetic', None, extra)
+    assert '--keep-dense' not in dense and dense[-2:] == ['--epochs', '2']
+    assert lamp[-8:] == ['--prune', 'mp-lamp', '--amount', '0.9', *extra]
 
 
 def test_sweep_runs_get_the_train_args_that_apply():

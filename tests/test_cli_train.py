@@ -123,6 +123,30 @@ def test_errors(tmp_path, capsys):
         main(['train', '--dataset', 'sbu', '--out', 'x', '--prune', 'magic'])
 
 
+def test_mp_lamp_keeps_the_classifier_dense(tmp_path, capsys):
+    out = tmp_path / 'run'
+    command = ['train', '--dataset', 'synthetic', '--root', str(tmp_path / 'data'),
+               '--num-samples', '40', '--num-frames', '8', '--model', 'stgcn-compact',
+               '--epochs', '1', '--batch-size', '8', '--prune', 'mp-lamp',
+               '--amount', '0.99', '--keep-dense', 'fc', '--out', str(out),
+               '--threads', '1', '--quiet']
+    assert main(command) == 0, capsys.readouterr().err
+    metrics = json.loads((out / 'metrics.json').read_text())
+    assert metrics['args']['prune'] == 'mp-lamp'
+    assert metrics['args']['keep_dense'] == ['fc']
+    totals = metrics['connectivity']
+    assert totals['kept'] == round(0.01 * totals['weights'])  # fc inside the budget
+    model = load_model(out / 'model.pt')
+    assert bool((model.fc.weight_mask != 0).all())
+    # An unknown layer is refused with the names there are.
+    command[command.index('fc')] = 'classifier'
+    command[command.index(str(out))] = str(tmp_path / 'other')
+    assert main(command) == 1
+    err = capsys.readouterr().err
+    assert "STGCN has no prunable layer named 'classifier'" in err
+    assert 'blocks.0.gcn, blocks.0.tcn' in err and err.rstrip().endswith(', fc')
+
+
 def test_sbu_fold1_end_to_end(sbu_root, tmp_path, capsys):
     """Real SBU fold 1: one epoch of the compact preset through the CLI,
     with the person-order augmentation."""

@@ -1,5 +1,10 @@
 """Pruning: the connectivity analysis, magnitude baselines, TCMP, compaction."""
+from typing import Sequence
+
 from tcmp_pyg.nn.prunable import prunable_weights
+from tcmp_pyg.pruning.allocation import (ALLOCATIONS, allocation_masks,
+                                         allocation_quotas, erk_densities,
+                                         lamp_scores)
 from tcmp_pyg.pruning.base import (PruningMethod, budget_from_amount,
                                    cubic_schedule, reset_masks)
 from tcmp_pyg.pruning.connectivity import (ConnectivityReport, connectivity,
@@ -17,7 +22,8 @@ from tcmp_pyg.pruning.torch_prune import (PrunableConv1d, PrunableConv2d,
                                           from_torch_prune, to_torch_prune)
 
 __all__ = [
-    'METHOD_NAMES', 'compact',
+    'ALLOCATIONS', 'METHOD_NAMES', 'allocation_masks', 'allocation_quotas',
+    'compact', 'erk_densities', 'lamp_scores',
     'count_macs', 'count_parameters', 'ConnectivityReport', 'EffectivePruning', 'make_pruner', 'MagnitudePruning',
     'PruningMethod', 'RandomPruning', 'TCMP', 'budget_from_amount',
     'connectivity', 'cubic_schedule', 'effective_correction',
@@ -28,16 +34,23 @@ __all__ = [
     'PrunableConv3d', 'PrunableLinear', 'from_torch_prune', 'to_torch_prune',
 ]
 
-METHOD_NAMES = ('mp', 'random', 'mp-effective', 'tcmp')
+METHOD_NAMES = ('mp', 'random', 'mp-effective', 'tcmp', 'mp-layer', 'mp-erk',
+                'mp-lamp')
+# Gradual magnitude pruning under each allocation (tcmp_pyg.pruning.allocation).
+_MP_ALLOCATIONS = {'mp': 'global', 'mp-layer': 'layer', 'mp-erk': 'erk',
+                   'mp-lamp': 'lamp'}
 
 
 def make_pruner(name: str, model, amount, *, tcmp_mode: str = 'hard',
                 start: float = 0.1, end: float = 0.6, update_every: int = 1,
-                seed: int = 0) -> PruningMethod:
-    """Builds the pruning method called ``name`` (CLI and sweep names)."""
-    schedule = dict(start=start, end=end, update_every=update_every)
-    if name == 'mp':
-        return MagnitudePruning(model, amount, **schedule)
+                seed: int = 0, keep_dense: Sequence[str] = ()) -> PruningMethod:
+    """Builds the pruning method called ``name`` (CLI and sweep names);
+    ``keep_dense`` names layers that keep every weight inside the budget."""
+    schedule = dict(start=start, end=end, update_every=update_every,
+                    keep_dense=keep_dense)
+    if name in _MP_ALLOCATIONS:
+        return MagnitudePruning(model, amount, allocation=_MP_ALLOCATIONS[name],
+                                **schedule)
     if name == 'random':
         return RandomPruning(model, amount, seed=seed, **schedule)
     if name == 'mp-effective':

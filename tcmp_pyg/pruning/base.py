@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
 
+from tcmp_pyg.pruning.allocation import (check_dense_budget, dense_first,
+                                         dense_layers)
 from tcmp_pyg.pruning.connectivity import (LayerView, coverage_weights,
                                            flow_layers, open_gates,
                                            shortest_path_weights)
@@ -114,17 +116,25 @@ class PruningMethod:
             reached; masks are frozen afterwards. (default: :obj:`0.6`)
         update_every (int, optional): Steps between mask updates.
             (default: :obj:`1`)
+        keep_dense (Sequence[str], optional): Names of prunable layers
+            (``FlowLayer.name``, e.g. ``'fc'``) that keep every weight; their
+            weights count inside the budget, as they are selected before any
+            other. In a consistent selection (TCMP, ``mp-effective``) they
+            keep every weight that is live. (default: :obj:`()`)
 
     Raises:
         TypeError: At construction, if the model declares no channel flow or
             has a layer whose mask this toolkit cannot write (a plain torch
             layer of an :class:`nn.Sequential`).
+        ValueError: At construction, if ``keep_dense`` names no prunable
+            layer or its layers alone exceed the budget.
     """
     name = 'base'
     consistent = False
 
     def __init__(self, model: nn.Module, amount: Amount, *, start: float = 0.1,
-                 end: float = 0.6, update_every: int = 1) -> None:
+                 end: float = 0.6, update_every: int = 1,
+                 keep_dense: Sequence[str] = ()) -> None:
         self.model = model
         self.flow, self.layers = flow_layers(model)
         for layer in self.layers:  # refused here rather than at setup()/step()
@@ -136,6 +146,13 @@ class PruningMethod:
         self.amount = amount
         self.budget = budget_from_amount(amount, self.total)
         check_budget(model, self.budget, amount, cover_outputs=self.consistent)
+        self.keep_dense = ((keep_dense,) if isinstance(keep_dense, str)
+                           else tuple(keep_dense))
+        self.dense = dense_layers(self.layers, self.keep_dense,
+                                  type(model).__name__)
+        check_dense_budget(self.dense, [layer.module.weight.numel()
+                                        for layer in self.layers],
+                           self.budget, amount, self.keep_dense)
         if not 0.0 <= start <= end <= 1.0:
             raise ValueError(f"Expected 0 <= start <= end <= 1 (got start="
                              f"{start}, end={end})")
@@ -195,6 +212,11 @@ class PruningMethod:
     def scores(self) -> List[Tensor]:
         return [layer.module.weight.detach().abs() for layer in self.layers]
 
+    def selection_scores(self) -> List[Tensor]:
+        """:meth:`scores` with the ``keep_dense`` layers above every other
+        weight, for selections that rank all layers together."""
+        return dense_first(self.scores(), self.dense)
+
     def write_masks(self, masks: List[Tensor]) -> None:
         for layer, m in zip(self.layers, masks):
             layer.module.set_mask(m)
@@ -212,7 +234,8 @@ class PruningMethod:
             layer.module.straight_through = not self.frozen
 
     def __repr__(self) -> str:
-        return (f'{type(self).__name__}(amount={self.amount}, budget='
+        dense = f', keep_dense={list(self.keep_dense)}' if self.keep_dense else ''
+        return (f'{type(self).__name__}(amount={self.amount}{dense}, budget='
                 f'{self.budget}/{self.total})')
 
 

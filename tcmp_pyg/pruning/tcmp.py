@@ -100,7 +100,7 @@ class TCMP(PruningMethod):
             loss. (default: :obj:`1.0`)
         temperature (float, optional): Initial relaxed temperature, relative
             to the threshold. (default: :obj:`0.5`)
-        **kwargs: Schedule options of
+        **kwargs: Schedule options and ``keep_dense`` of
             :class:`~tcmp_pyg.pruning.base.PruningMethod`.
     """
     name = 'tcmp'
@@ -137,7 +137,8 @@ class TCMP(PruningMethod):
 
     def update(self, kept: int, final: bool = False) -> None:
         masks, self.live = consistent_masks(self.flow, self.layers,
-                                            self.scores(), kept, self._hint)
+                                            self.selection_scores(), kept,
+                                            self._hint)
         self._support = masks
         self._theta = (kept, self._hint.get('theta'))  # valid until weights move
         self.write_masks(masks)
@@ -160,13 +161,15 @@ class TCMP(PruningMethod):
         if fresh is not None and fresh[0] == kept and fresh[1] is not None:
             theta = fresh[1]  # the mask was selected this very step
         else:
-            flat = torch.cat([w.detach().abs().reshape(-1) for w in weights])
+            flat = torch.cat([s.reshape(-1) for s in self.selection_scores()])
             order = top_order(flat, kept)
             theta = float(flat[order[-1]] if order.numel() else flat.max())
         span = max(self.end_step - self.start_step, 1)
         progress = min(max((self._step - self.start_step) / span, 0.0), 1.0)
         tau = float(theta) * self.temperature * math.pow(0.01, progress) + 1e-12
-        soft = [torch.sigmoid((w.abs() - theta) / tau) for w in weights]
+        # keep_dense layers are selected whatever their magnitudes.
+        soft = [torch.ones_like(w) if dense else torch.sigmoid((w.abs() - theta) / tau)
+                for w, dense in zip(weights, self.dense)]
         acc, co = relaxed_reachability(self.flow, self.layers, soft)
         eff = [s * fl.module.expand_channels(acc[fl.edge.src], co[fl.edge.dst])
                for s, fl in zip(soft, self.layers)]
@@ -191,5 +194,6 @@ class TCMP(PruningMethod):
                 layer.module.straight_through = False
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(amount={self.amount}, mode='{self.mode}', "
-                f'budget={self.budget}/{self.total})')
+        dense = f', keep_dense={list(self.keep_dense)}' if self.keep_dense else ''
+        return (f"{type(self).__name__}(amount={self.amount}, mode='{self.mode}'"
+                f'{dense}, budget={self.budget}/{self.total})')
