@@ -9,6 +9,7 @@ from tcmp_pyg.pruning.magnitude import (EffectivePruning, MagnitudePruning,
                                         RandomPruning, effective_correction,
                                         magnitude_prune)
 from tcmp_pyg.pruning.compact import compact, count_macs, count_parameters
+from tcmp_pyg.pruning.synflow import SynFlow, synflow_masks, synflow_scores
 from tcmp_pyg.pruning.tcmp import TCMP
 from tcmp_pyg.pruning.connectivity import LayerView, channel_flow_of
 from tcmp_pyg.pruning.torch_prune import (PrunableConv1d, PrunableConv2d,
@@ -24,14 +25,15 @@ __all__ = [
     'prunable_weights', 'reset_masks', 'shortest_path_weights',
     'LayerView', 'channel_flow_of', 'PrunableConv1d', 'PrunableConv2d',
     'PrunableConv3d', 'PrunableLinear', 'from_torch_prune', 'to_torch_prune',
+    'SynFlow', 'synflow_masks', 'synflow_scores',
 ]
 
-METHOD_NAMES = ('mp', 'random', 'mp-effective', 'tcmp')
+METHOD_NAMES = ('mp', 'random', 'mp-effective', 'tcmp', 'synflow')
 
 
 def make_pruner(name: str, model, amount, *, tcmp_mode: str = 'hard',
                 start: float = 0.1, end: float = 0.6, update_every: int = 1,
-                seed: int = 0) -> PruningMethod:
+                seed: int = 0, synflow_iterations: int = 100) -> PruningMethod:
     """Builds the pruning method called ``name`` (CLI and sweep names)."""
     schedule = dict(start=start, end=end, update_every=update_every)
     if name == 'mp':
@@ -42,5 +44,7 @@ def make_pruner(name: str, model, amount, *, tcmp_mode: str = 'hard',
         return EffectivePruning(model, amount, **schedule)
     if name == 'tcmp':
         return TCMP(model, amount, mode=tcmp_mode, **schedule)
+    if name == 'synflow':  # pruned at initialisation: no schedule
+        return SynFlow(model, amount, iterations=synflow_iterations)
     raise ValueError(f"Unknown pruning method '{name}' (expected one of "
                      f"{METHOD_NAMES})")
