@@ -155,6 +155,14 @@ PRUNING_DEFAULTS: Dict[str, object] = dict(amount=0.99, tcmp_mode='hard',
 _PRUNING_METHODS: Dict[str, Optional[Tuple[str, ...]]] = dict(
     amount=None, tcmp_mode=('tcmp',), prune_start=None, prune_end=None,
     update_every=None)
+# Methods an option applying to "every method" (None above) does not fit.
+_PRUNING_EXCEPT: Dict[str, Tuple[str, ...]] = {}
+
+# SynFlow prunes once at initialisation: no schedule, its own iterations.
+PRUNING_DEFAULTS['synflow_iterations'] = 100
+_PRUNING_METHODS['synflow_iterations'] = ('synflow',)
+for _dest in ('prune_start', 'prune_end', 'update_every'):
+    _PRUNING_EXCEPT[_dest] = _PRUNING_EXCEPT.get(_dest, ()) + ('synflow',)
 
 
 def _flag(dest: str) -> str:
@@ -163,7 +171,8 @@ def _flag(dest: str) -> str:
 
 def _applies(dest: str, method: Optional[str]) -> bool:
     methods = _PRUNING_METHODS[dest]
-    return method is not None and (methods is None or method in methods)
+    return (method is not None and (methods is None or method in methods)
+            and method not in _PRUNING_EXCEPT.get(dest, ()))
 
 
 def pruning_option_problem(args: argparse.Namespace) -> Optional[str]:
@@ -176,6 +185,9 @@ def pruning_option_problem(args: argparse.Namespace) -> Optional[str]:
             return (f'{_flag(dest)} applies only with --prune (without it a '
                     f'dense model is trained); add e.g. --prune tcmp or leave '
                     f'{_flag(dest)} out')
+        if args.prune in _PRUNING_EXCEPT.get(dest, ()):
+            return (f'{_flag(dest)} does not apply to --prune {args.prune}; '
+                    f'leave it out')
         return (f'{_flag(dest)} applies only with --prune '
                 f"{' or '.join(_PRUNING_METHODS[dest])} (got --prune "
                 f'{args.prune}); leave it out')
@@ -268,6 +280,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                      help='model preset (default: stgcn-compact); it brings '
                           'its recipe, the defaults of the options marked '
                           '"recipe": ' + _recipe_summary())
+    opt.add_argument('--init-from', default=None, metavar='RUN/model.pt',
+                     help='start from the weights and BatchNorm statistics of '
+                          'a checkpoint of the same architecture (its masks '
+                          'folded into the weights, then reset); with --prune '
+                          'mp --prune-start 0 --prune-end 0 this is one-shot '
+                          'magnitude pruning of a trained model followed by '
+                          'fine-tuning')
     opt.add_argument('--epochs', type=int, default=None, help='(default: recipe)')
     opt.add_argument('--lr', type=float, default=None,
                      help='peak learning rate (default: recipe)')
@@ -319,6 +338,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     prune.add_argument('--update-every', type=int, default=None,
                        help='steps between mask updates (default: '
                             f"{PRUNING_DEFAULTS['update_every']})")
+    prune.add_argument('--synflow-iterations', type=int, default=None,
+                       help='synflow: pruning rounds at initialisation, the '
+                            'kept fraction shrinking exponentially (default: '
+                            f"{PRUNING_DEFAULTS['synflow_iterations']}); the "
+                            'masks are then frozen, so --prune-start, '
+                            '--prune-end and --update-every do not apply')
     p.add_argument('--tensorboard', action='store_true',
                    help='also write per-epoch scalars (losses, accuracies, lr, '
                         'kept/live/dead weights per layer) to OUT/tensorboard '
@@ -407,7 +432,7 @@ def _cmd_train_launch(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from tcmp_pyg.checkpoint import CheckpointError
+    from tcmp_pyg.checkpoint import CheckpointError, init_from_checkpoint
     from tcmp_pyg.datasets.splits import dataset_splits
     from tcmp_pyg.distributed import DistributedContext, main_process_first
     from tcmp_pyg.nn import build_model
@@ -445,12 +470,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
         model = build_model(args.model, sample.x.size(-1),
                             len(train_ds.class_names), train_ds.layout,
                             num_frames=sample.x.size(1))
+        if args.init_from is not None:
+            init_from_checkpoint(model, args.init_from)
         pruner = None
         if args.prune is not None:
             pruner = make_pruner(args.prune, model, args.amount,
                                  tcmp_mode=args.tcmp_mode, start=args.prune_start,
                                  end=args.prune_end, update_every=args.update_every,
-                                 seed=args.seed)
+                                 seed=args.seed,
+                                 synflow_iterations=args.synflow_iterations)
         config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size,
                              lr=args.lr, optimizer=args.optimizer,
                              weight_decay=args.weight_decay,
@@ -465,7 +493,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                     rotation=rotation, swap_bodies=args.swap_bodies,
                     crop=args.crop, val_fraction=args.val_fraction,
                     class_names=list(train_ds.class_names),
-                    model_name=args.model,
+                    model_name=args.model, init_from=args.init_from,
                     args={k: v for k, v in vars(args).items() if k != 'func'})
         result = train(model, train_ds, test_ds, config, val_dataset=val_ds,
                        pruner=pruner, out_dir=args.out, meta=meta,

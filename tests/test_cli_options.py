@@ -50,6 +50,18 @@ def test_tcmp_mode_needs_prune_tcmp(capsys):
     assert '--tcmp-mode applies only with --prune tcmp (got --prune mp)' in err
 
 
+def test_synflow_options(capsys):
+    err = usage_error(TRAIN + ['--prune', 'synflow', '--prune-start', '0.2'], capsys)
+    assert '--prune-start does not apply to --prune synflow; leave it out' in err
+    err = usage_error(TRAIN + ['--prune', 'mp', '--synflow-iterations', '5'], capsys)
+    assert '--synflow-iterations applies only with --prune synflow (got --prune mp)' in err
+    err = usage_error(TRAIN + ['--synflow-iterations', '5'], capsys)
+    assert '--synflow-iterations applies only with --prune (without it' in err
+    extra = ['--prune-start', '0.2', '--update-every=4', '--synflow-iterations', '7']
+    assert train_args_for('synflow', extra) == ['--synflow-iterations', '7']
+    assert train_args_for('mp', extra) == extra[:3]
+
+
 def train(tmp_path, *extra):
     command = ['train', '--dataset', 'synthetic', '--root', str(tmp_path / 'data'),
                '--num-samples', '40', '--num-frames', '8',
@@ -67,6 +79,14 @@ def test_prune_alone_takes_the_documented_defaults(tmp_path):
     assert PRUNING_DEFAULTS['amount'] == 0.99
     totals = metrics['connectivity']
     assert totals['kept'] == round(0.01 * totals['weights'])
+
+
+def test_prune_synflow_trains_with_frozen_masks_of_the_exact_budget(tmp_path):
+    metrics = train(tmp_path, '--prune', 'synflow', '--amount', '0.9',
+                    '--synflow-iterations', '10')
+    assert metrics['args']['synflow_iterations'] == 10
+    totals = metrics['connectivity']
+    assert totals['kept'] == round(0.1 * totals['weights'])
 
 
 def test_version(capsys):
