@@ -194,7 +194,8 @@ def pruning_option_problem(args: argparse.Namespace) -> Optional[str]:
     return None
 
 
-def train_args_for(method: Optional[str], train_args: Sequence[str]) -> List[str]:
+def train_args_for(method: Optional[str], train_args: Sequence[str],
+                   drop: Sequence[str] = ()) -> List[str]:
     """``train_args`` without the pruning options that do not apply to
     ``method`` (None: a dense run), so that one list of extra ``train``
     arguments fits every run of a sweep.
@@ -203,11 +204,14 @@ def train_args_for(method: Optional[str], train_args: Sequence[str]) -> List[str
         method (str, optional): The run's ``--prune`` method.
         train_args (Sequence[str]): ``tcmp-pyg train`` arguments; the pruning
             options are recognised as ``--flag VALUE`` or ``--flag=VALUE``.
+        drop (Sequence[str], optional): Further options (``'--flag'``, taking
+            a value) to leave out, e.g. those the caller sets itself.
 
     Returns:
         The arguments that apply, in their order.
     """
-    drop = {_flag(dest) for dest in PRUNING_DEFAULTS if not _applies(dest, method)}
+    drop = {_flag(dest) for dest in PRUNING_DEFAULTS
+            if not _applies(dest, method)} | set(drop)
     kept: List[str] = []
     skip_value = False
     for arg in train_args:
@@ -805,6 +809,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _add_sweep(sub: argparse._SubParsersAction) -> None:
     from tcmp_pyg.nn.models import MODEL_NAMES
     from tcmp_pyg.pruning import METHOD_NAMES
+    from tcmp_pyg.sweep import oneshot_methods
 
     p = sub.add_parser('sweep', help='train every (model, method, amount, fold, '
                        'seed) combination; resumable; writes results.csv/.md and a plot')
@@ -814,8 +819,15 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument('--model', nargs='+', default=['stgcn-compact'],
                    choices=MODEL_NAMES, help='(default: stgcn-compact)')
     p.add_argument('--methods', nargs='+', default=['dense', 'mp', 'tcmp'],
-                   choices=('dense',) + tuple(METHOD_NAMES),
-                   help='(default: dense mp tcmp)')
+                   choices=('dense',) + tuple(METHOD_NAMES)
+                   + tuple(oneshot_methods(METHOD_NAMES)),
+                   help="(default: dense mp tcmp). 'oneshot' prunes the "
+                        "trained 'dense' run of the same model, fold and seed "
+                        'by global magnitude at once and fine-tunes it '
+                        "('oneshot-X': by the allocation of 'mp-X'); it needs "
+                        "'dense' in the grid and starts once that run finished")
+    p.add_argument('--finetune-epochs', type=int, default=None,
+                   help='epochs of the oneshot runs (default: --epochs)')
     p.add_argument('--amounts', nargs='+', type=float, default=[0.99],
                    help='pruning rates (default: 0.99)')
     p.add_argument('--folds', nargs='+', type=int, default=None,
@@ -887,7 +899,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         rows = run_sweep(args.dataset, args.root, args.out, models=args.model,
                          methods=args.methods, amounts=args.amounts,
                          folds=args.folds or [None], seeds=args.seeds,
-                         train_args=train_args, progress=not args.quiet, **options)
+                         train_args=train_args, progress=not args.quiet,
+                         finetune_epochs=args.finetune_epochs, **options)
     except (ImportError, ValueError, ConnectionError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1

@@ -124,6 +124,11 @@ def test_sweep_runs_get_the_train_args_that_apply():
 def sweep_train_args(tmp_path, monkeypatch, capsys, *extra):
     """The train arguments `tcmp-pyg sweep ... *extra` hands to run_sweep
     (stopped there, before any training)."""
+    return sweep_options(tmp_path, monkeypatch, capsys, *extra)['train_args']
+
+
+def sweep_options(tmp_path, monkeypatch, capsys, *extra):
+    """The keyword arguments `tcmp-pyg sweep ... *extra` hands to run_sweep."""
     import tcmp_pyg.sweep as sweep
 
     calls = []
@@ -136,7 +141,7 @@ def sweep_train_args(tmp_path, monkeypatch, capsys, *extra):
     code = main(['sweep', '--dataset', 'synthetic', '--out', str(tmp_path),
                  '--quiet', *extra])
     assert code == 1 and 'stopped before training' in capsys.readouterr().err
-    return calls[0]['train_args']
+    return calls[0]
 
 
 def test_sweep_device_reaches_every_run(tmp_path, monkeypatch, capsys):
@@ -144,6 +149,15 @@ def test_sweep_device_reaches_every_run(tmp_path, monkeypatch, capsys):
                             '--epochs', '2') == ['--epochs', '2', '--device', 'cuda:1']
     # Without it, each run takes train's default (cpu).
     assert sweep_train_args(tmp_path, monkeypatch, capsys) == []
+
+
+def test_sweep_accepts_oneshot_and_synflow_and_finetune_epochs(tmp_path, monkeypatch,
+                                                              capsys):
+    options = sweep_options(tmp_path, monkeypatch, capsys, '--methods', 'dense',
+                            'oneshot', 'synflow', '--epochs', '4',
+                            '--finetune-epochs', '2')
+    assert options['methods'] == ['dense', 'oneshot', 'synflow']
+    assert options['finetune_epochs'] == 2 and options['train_args'] == ['--epochs', '4']
 
 
 def test_sweep_writes_lines_not_bar_frames_outside_a_terminal(tmp_path, capsys):
