@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from tcmp_pyg.nn.models import model_from_config
+from tcmp_pyg.nn.prunable import ChannelGate, PrunableModule
 
 CHECKPOINT_FORMAT = 'tcmp_pyg.checkpoint'
 CHECKPOINT_VERSION = 1
@@ -329,3 +330,71 @@ def load_model(path: PathLike, map_location: Any = 'cpu') -> nn.Module:
     path = os.fspath(path)
     model = model_from_checkpoint(read_checkpoint(path, map_location), path)
     return model.eval()
+
+
+# Config entries that change how a model computes, not which weights it has.
+_NOT_ARCHITECTURE = ('dropout', 'sparse')
+
+
+def init_from_checkpoint(model: nn.Module, path: PathLike,
+                         map_location: Any = 'cpu') -> None:
+    r"""Initialises ``model`` with the weights and BatchNorm statistics of a
+    checkpoint of the same architecture (e.g. a trained dense run's
+    ``model.pt``), in place: the start of a fine-tuning run.
+
+    The checkpoint's masks are folded into its weights (pruned entries become
+    zeros) and reset to ones, and every channel gate is opened, so that
+    ``model`` starts dense from the function the checkpoint computes (up to
+    the constants of gated channels) and a pruning method selects its own
+    masks from there.
+
+    Args:
+        model (nn.Module): The freshly built model (with ``config()``).
+        path (str): The checkpoint file.
+        map_location (optional): Where tensors are read to.
+            (default: :obj:`'cpu'`)
+
+    Raises:
+        CheckpointError: If the file is missing, corrupt or unsafe, or holds
+            another architecture (the message names the file and what
+            differs: the class, config entries or state-dict entries).
+    """
+    path = os.fspath(path)
+    checkpoint = read_checkpoint(path, map_location)
+    want, got = model_description(model), checkpoint['model']
+    if got['class_name'] != want['class_name']:
+        raise CheckpointError(
+            f"Cannot initialise from '{path}': it holds a "
+            f"{got['class_name']}, this run builds a {want['class_name']} "
+            f"(use a checkpoint of the same --model)")
+    differ = [f'{key} (checkpoint {got["config"].get(key)!r}, this run '
+              f'{want["config"].get(key)!r})'
+              for key in sorted(set(got['config']) | set(want['config']))
+              if key not in _NOT_ARCHITECTURE
+              and _plain(got['config'].get(key)) != _plain(want['config'].get(key))]
+    if differ:
+        raise CheckpointError(
+            f"Cannot initialise from '{path}': its {got['class_name']} has "
+            f"another architecture than this run's: {'; '.join(differ)}. The "
+            f"checkpoint must come from the same --model on the same dataset "
+            f"and input streams")
+    try:
+        model.load_state_dict(checkpoint['state_dict'], strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"Cannot initialise from '{path}': its state "
+                              f"dict does not match this run's "
+                              f"{want['class_name']}:\n{e}") from e
+    for module in model.modules():
+        if isinstance(module, PrunableModule):
+            module.remove_mask()
+        elif isinstance(module, ChannelGate):
+            module.gate.fill_(1.0)
+
+
+def _plain(value: Any) -> Any:
+    # Tuples and lists compare alike (a config read back may hold either).
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value

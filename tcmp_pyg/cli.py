@@ -158,6 +158,14 @@ _PRUNING_METHODS: Dict[str, Optional[Tuple[str, ...]]] = dict(
     update_every=None, keep_dense=None)
 # Pruning options taking one or more values (nargs='+').
 _PRUNING_LISTS = ('keep_dense',)
+# Methods an option applying to "every method" (None above) does not fit.
+_PRUNING_EXCEPT: Dict[str, Tuple[str, ...]] = {}
+
+# SynFlow prunes once at initialisation: no schedule, its own iterations.
+PRUNING_DEFAULTS['synflow_iterations'] = 100
+_PRUNING_METHODS['synflow_iterations'] = ('synflow',)
+for _dest in ('prune_start', 'prune_end', 'update_every'):
+    _PRUNING_EXCEPT[_dest] = _PRUNING_EXCEPT.get(_dest, ()) + ('synflow',)
 
 
 def _flag(dest: str) -> str:
@@ -166,7 +174,8 @@ def _flag(dest: str) -> str:
 
 def _applies(dest: str, method: Optional[str]) -> bool:
     methods = _PRUNING_METHODS[dest]
-    return method is not None and (methods is None or method in methods)
+    return (method is not None and (methods is None or method in methods)
+            and method not in _PRUNING_EXCEPT.get(dest, ()))
 
 
 def pruning_option_problem(args: argparse.Namespace) -> Optional[str]:
@@ -179,13 +188,17 @@ def pruning_option_problem(args: argparse.Namespace) -> Optional[str]:
             return (f'{_flag(dest)} applies only with --prune (without it a '
                     f'dense model is trained); add e.g. --prune tcmp or leave '
                     f'{_flag(dest)} out')
+        if args.prune in _PRUNING_EXCEPT.get(dest, ()):
+            return (f'{_flag(dest)} does not apply to --prune {args.prune}; '
+                    f'leave it out')
         return (f'{_flag(dest)} applies only with --prune '
                 f"{' or '.join(_PRUNING_METHODS[dest])} (got --prune "
                 f'{args.prune}); leave it out')
     return None
 
 
-def train_args_for(method: Optional[str], train_args: Sequence[str]) -> List[str]:
+def train_args_for(method: Optional[str], train_args: Sequence[str],
+                   drop: Sequence[str] = ()) -> List[str]:
     """``train_args`` without the pruning options that do not apply to
     ``method`` (None: a dense run), so that one list of extra ``train``
     arguments fits every run of a sweep.
@@ -194,11 +207,14 @@ def train_args_for(method: Optional[str], train_args: Sequence[str]) -> List[str
         method (str, optional): The run's ``--prune`` method.
         train_args (Sequence[str]): ``tcmp-pyg train`` arguments; the pruning
             options are recognised as ``--flag VALUE`` or ``--flag=VALUE``.
+        drop (Sequence[str], optional): Further options (``'--flag'``, taking
+            a value) to leave out, e.g. those the caller sets itself.
 
     Returns:
         The arguments that apply, in their order.
     """
-    drop = {_flag(dest) for dest in PRUNING_DEFAULTS if not _applies(dest, method)}
+    drop = {_flag(dest) for dest in PRUNING_DEFAULTS
+            if not _applies(dest, method)} | set(drop)
     lists = {_flag(dest) for dest in _PRUNING_LISTS}
     kept: List[str] = []
     skip_value = skip_values = False
@@ -276,6 +292,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                      help='model preset (default: stgcn-compact); it brings '
                           'its recipe, the defaults of the options marked '
                           '"recipe": ' + _recipe_summary())
+    opt.add_argument('--init-from', default=None, metavar='RUN/model.pt',
+                     help='start from the weights and BatchNorm statistics of '
+                          'a checkpoint of the same architecture (its masks '
+                          'folded into the weights, then reset); with --prune '
+                          'mp --prune-start 0 --prune-end 0 this is one-shot '
+                          'magnitude pruning of a trained model followed by '
+                          'fine-tuning')
     opt.add_argument('--epochs', type=int, default=None, help='(default: recipe)')
     opt.add_argument('--lr', type=float, default=None,
                      help='peak learning rate (default: recipe)')
@@ -332,6 +355,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                             "inside the budget (e.g. the classifier: 'fc' of "
                             "stgcn/stgcn-compact, 'fc2' of attention-gcn, "
                             "'classifier' of sahbi-gcn) (default: none)")
+    prune.add_argument('--synflow-iterations', type=int, default=None,
+                       help='synflow: pruning rounds at initialisation, the '
+                            'kept fraction shrinking exponentially (default: '
+                            f"{PRUNING_DEFAULTS['synflow_iterations']}); the "
+                            'masks are then frozen, so --prune-start, '
+                            '--prune-end and --update-every do not apply')
     p.add_argument('--tensorboard', action='store_true',
                    help='also write per-epoch scalars (losses, accuracies, lr, '
                         'kept/live/dead weights per layer) to OUT/tensorboard '
@@ -420,7 +449,7 @@ def _cmd_train_launch(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from tcmp_pyg.checkpoint import CheckpointError
+    from tcmp_pyg.checkpoint import CheckpointError, init_from_checkpoint
     from tcmp_pyg.datasets.splits import dataset_splits
     from tcmp_pyg.distributed import DistributedContext, main_process_first
     from tcmp_pyg.nn import build_model
@@ -458,12 +487,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
         model = build_model(args.model, sample.x.size(-1),
                             len(train_ds.class_names), train_ds.layout,
                             num_frames=sample.x.size(1))
+        if args.init_from is not None:
+            init_from_checkpoint(model, args.init_from)
         pruner = None
         if args.prune is not None:
             pruner = make_pruner(args.prune, model, args.amount,
                                  tcmp_mode=args.tcmp_mode, start=args.prune_start,
                                  end=args.prune_end, update_every=args.update_every,
-                                 seed=args.seed, keep_dense=args.keep_dense)
+                                 seed=args.seed, keep_dense=args.keep_dense,
+                                 synflow_iterations=args.synflow_iterations)
         config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size,
                              lr=args.lr, optimizer=args.optimizer,
                              weight_decay=args.weight_decay,
@@ -478,7 +510,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                     rotation=rotation, swap_bodies=args.swap_bodies,
                     crop=args.crop, val_fraction=args.val_fraction,
                     class_names=list(train_ds.class_names),
-                    model_name=args.model,
+                    model_name=args.model, init_from=args.init_from,
                     args={k: v for k, v in vars(args).items() if k != 'func'})
         result = train(model, train_ds, test_ds, config, val_dataset=val_ds,
                        pruner=pruner, out_dir=args.out, meta=meta,
@@ -791,6 +823,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _add_sweep(sub: argparse._SubParsersAction) -> None:
     from tcmp_pyg.nn.models import MODEL_NAMES
     from tcmp_pyg.pruning import METHOD_NAMES
+    from tcmp_pyg.sweep import oneshot_methods
 
     p = sub.add_parser('sweep', help='train every (model, method, amount, fold, '
                        'seed) combination; resumable; writes results.csv/.md and a plot')
@@ -800,8 +833,15 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument('--model', nargs='+', default=['stgcn-compact'],
                    choices=MODEL_NAMES, help='(default: stgcn-compact)')
     p.add_argument('--methods', nargs='+', default=['dense', 'mp', 'tcmp'],
-                   choices=('dense',) + tuple(METHOD_NAMES),
-                   help='(default: dense mp tcmp)')
+                   choices=('dense',) + tuple(METHOD_NAMES)
+                   + tuple(oneshot_methods(METHOD_NAMES)),
+                   help="(default: dense mp tcmp). 'oneshot' prunes the "
+                        "trained 'dense' run of the same model, fold and seed "
+                        'by global magnitude at once and fine-tunes it '
+                        "('oneshot-X': by the allocation of 'mp-X'); it needs "
+                        "'dense' in the grid and starts once that run finished")
+    p.add_argument('--finetune-epochs', type=int, default=None,
+                   help='epochs of the oneshot runs (default: --epochs)')
     p.add_argument('--amounts', nargs='+', type=float, default=[0.99],
                    help='pruning rates (default: 0.99)')
     p.add_argument('--folds', nargs='+', type=int, default=None,
@@ -879,7 +919,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         rows = run_sweep(args.dataset, args.root, args.out, models=args.model,
                          methods=args.methods, amounts=args.amounts,
                          folds=args.folds or [None], seeds=args.seeds,
-                         train_args=train_args, progress=not args.quiet, **options)
+                         train_args=train_args, progress=not args.quiet,
+                         finetune_epochs=args.finetune_epochs, **options)
     except (ImportError, ValueError, ConnectionError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1

@@ -67,8 +67,45 @@ def combinations(models: Sequence[str], methods: Sequence[str],
     return out
 
 
+# One-shot + fine-tune: 'oneshot' prunes the trained dense run of the same
+# (model, fold, seed) by global magnitude ('mp') at step 0 and fine-tunes it;
+# 'oneshot-X' uses the allocation of the magnitude method 'mp-X'.
+ONESHOT = 'oneshot'
+
+
+def oneshot_methods(method_names: Sequence[str]) -> List[str]:
+    """The one-shot sweep methods for the pruning methods ``method_names``:
+    ``'oneshot'`` and ``'oneshot-X'`` for every ``'mp-X'``."""
+    return [ONESHOT] + [ONESHOT + name[2:] for name in method_names
+                        if name.startswith('mp-')]
+
+
+def is_oneshot(method: str) -> bool:
+    return method == ONESHOT or method.startswith(ONESHOT + '-')
+
+
+def pruning_method(method: str) -> Optional[str]:
+    """The ``--prune`` of a sweep method: None for ``'dense'``, ``'mp-X'``
+    for ``'oneshot-X'`` (``'mp'`` for ``'oneshot'``), else the method."""
+    if method == 'dense':
+        return None
+    if is_oneshot(method):
+        return 'mp' + method[len(ONESHOT):]
+    return method
+
+
+def dense_run(combo: Combination) -> Combination:
+    """The dense run a one-shot run starts from: same model, fold and seed."""
+    return Combination(combo.model, 'dense', 0.0, combo.fold, combo.seed)
+
+
 def train_command(combo: Combination, out_dir: str, dataset: str,
-                  root: Optional[str], train_args: Sequence[str]) -> List[str]:
+                  root: Optional[str], train_args: Sequence[str],
+                  finetune_epochs: Optional[int] = None) -> List[str]:
+    """The ``tcmp-pyg train`` command of ``combo`` writing to ``out_dir``
+    (``OUT/runs/<name>``). A one-shot run starts from the ``model.pt`` of
+    its dense run beside it, prunes at step 0 (``--prune-start 0
+    --prune-end 0``) and trains ``finetune_epochs`` epochs if given."""
     cmd = [sys.executable, '-m', 'tcmp_pyg.cli', 'train', '--dataset', dataset,
            '--model', combo.model, '--seed', str(combo.seed), '--out', out_dir,
            '--quiet']
@@ -76,11 +113,48 @@ def train_command(combo: Combination, out_dir: str, dataset: str,
         cmd += ['--root', root]
     if combo.fold is not None:
         cmd += ['--fold', str(combo.fold)]
-    method = None if combo.method == 'dense' else combo.method
+    method = pruning_method(combo.method)
     if method is not None:
         cmd += ['--prune', method, '--amount', repr(combo.amount)]
+    drop: List[str] = []
+    if is_oneshot(combo.method):
+        dense = osp.join(osp.dirname(out_dir), dense_run(combo).name, 'model.pt')
+        cmd += ['--init-from', dense, '--prune-start', '0', '--prune-end', '0']
+        drop += ['--prune-start', '--prune-end']
+        if finetune_epochs is not None:
+            cmd += ['--epochs', str(finetune_epochs)]
+            drop.append('--epochs')
     # `train` refuses pruning options that do not apply to the run's method.
-    return cmd + train_args_for(method, train_args)
+    return cmd + train_args_for(method, train_args, drop=drop)
+
+
+def check_grid(grid: Sequence[Combination],
+               finetune_epochs: Optional[int] = None) -> None:
+    """Refuses a grid whose one-shot runs lack their dense run or their
+    magnitude method, or ``finetune_epochs`` without one-shot runs."""
+    from tcmp_pyg.pruning import METHOD_NAMES
+
+    names = {c.name for c in grid}
+    oneshot = [c for c in grid if is_oneshot(c.method)]
+    for combo in oneshot:
+        if pruning_method(combo.method) not in METHOD_NAMES:
+            raise ValueError(
+                f"run_sweep: method '{combo.method}' would prune with "
+                f"'{pruning_method(combo.method)}', which is not a pruning "
+                f"method (expected one of {oneshot_methods(METHOD_NAMES)})")
+        if dense_run(combo).name not in names:
+            raise ValueError(
+                f"run_sweep: method '{combo.method}' fine-tunes the trained "
+                f"'dense' run of the same model, fold and seed "
+                f"({dense_run(combo).name}), which the grid does not contain: "
+                f"add 'dense' to the methods")
+    if finetune_epochs is not None:
+        if not oneshot:
+            raise ValueError("run_sweep: finetune_epochs applies to the "
+                             "oneshot methods only (none in the grid)")
+        if int(finetune_epochs) < 1:
+            raise ValueError(f"run_sweep: expected finetune_epochs >= 1 (got "
+                             f"{finetune_epochs})")
 
 
 class _RunLines:
@@ -116,7 +190,8 @@ def run_sweep(dataset: str, root: Optional[str], out: str, *,
               threads_per_job: int = 1, train_args: Sequence[str] = (),
               progress: bool = True, launcher: str = 'local',
               address: Optional[str] = None, cpus_per_run: Optional[float] = None,
-              gpus_per_run: Optional[float] = None) -> List[Dict[str, object]]:
+              gpus_per_run: Optional[float] = None,
+              finetune_epochs: Optional[int] = None) -> List[Dict[str, object]]:
     r"""Runs the grid (skipping finished runs) and writes ``results.csv``,
     ``results.md`` and ``accuracy_vs_rate.png`` into ``out``.
 
@@ -124,6 +199,12 @@ def run_sweep(dataset: str, root: Optional[str], out: str, *,
     once more, resuming from its checkpoint; if it fails again it is reported
     with ``status == 'failed'`` and its error, and the rest of the grid goes
     on. Running the sweep again retries only the unfinished runs.
+
+    A one-shot run (method ``'oneshot'`` or ``'oneshot-X'``) starts from the
+    trained ``'dense'`` run of the same (model, fold, seed), which the grid
+    must contain: it starts only once that run finished (it is not run, and
+    reported failed, if the dense run failed). Its ``train_time_s`` counts
+    the fine-tuning only.
 
     Args:
         dataset (str): Dataset name (as for ``tcmp-pyg train``).
@@ -151,6 +232,8 @@ def run_sweep(dataset: str, root: Optional[str], out: str, *,
         gpus_per_run (float, optional): GPUs Ray reserves for each run; when
             positive, runs train with ``--device cuda`` unless ``train_args``
             names a device. Ray only. (default: :obj:`0`)
+        finetune_epochs (int, optional): Epochs of the one-shot runs.
+            (default: the ``--epochs`` of ``train_args``, else the recipe's)
 
     Returns:
         One row per run (the CSV rows); failed runs have ``status ==
@@ -171,6 +254,7 @@ def run_sweep(dataset: str, root: Optional[str], out: str, *,
         raise ValueError(f'run_sweep: expected cpus_per_run > 0 and gpus_per_run '
                          f'>= 0 (got {cpus_per_run} and {gpus_per_run})')
     grid = combinations(models, methods, amounts, folds, seeds)
+    check_grid(grid, finetune_epochs)
     os.makedirs(osp.join(out, 'runs'), exist_ok=True)
     todo = [c for c in grid if not osp.exists(_metrics_path(out, c))]
     bar = _progress(len(grid), len(grid) - len(todo), progress)
@@ -178,13 +262,15 @@ def run_sweep(dataset: str, root: Optional[str], out: str, *,
     try:
         if launcher == 'local':
             failures = _run_local(todo, out, dataset, root, train_args, bar,
-                                  jobs=jobs, threads=threads_per_job)
+                                  jobs=jobs, threads=threads_per_job,
+                                  finetune_epochs=finetune_epochs)
         else:
             if gpus > 0 and not any(a == '--device' or a.startswith('--device=')
                                     for a in train_args):
                 train_args = list(train_args) + ['--device', 'cuda']
             failures = _run_ray(todo, out, dataset, root, train_args, bar,
-                                address=address, cpus=cpus, gpus=gpus)
+                                address=address, cpus=cpus, gpus=gpus,
+                                finetune_epochs=finetune_epochs)
     finally:
         bar.close()
     rows = collect(out, grid, failures)
@@ -207,7 +293,8 @@ _DIE_WITH_PARENT = ('import ctypes, os, signal, sys; '
 
 def _start_run(combo: Combination, out: str, dataset: str, root: Optional[str],
                train_args: Sequence[str], threads: int,
-               die_with_parent: bool = False) -> tuple:
+               die_with_parent: bool = False,
+               finetune_epochs: Optional[int] = None) -> tuple:
     """Starts ``tcmp-pyg train`` for ``combo``, its output appended to the run's
     ``train.log``; returns ``(process, log file)``. With ``die_with_parent``
     (Linux), the process is killed when this one dies, so that no orphaned
@@ -216,7 +303,8 @@ def _start_run(combo: Combination, out: str, dataset: str, root: Optional[str],
     os.makedirs(run_dir, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS=str(threads),
                TCMP_PYG_THREADS=str(threads))
-    command = train_command(combo, run_dir, dataset, root, train_args)
+    command = train_command(combo, run_dir, dataset, root, train_args,
+                            finetune_epochs)
     if die_with_parent and sys.platform.startswith('linux'):
         command = [sys.executable, '-c', _DIE_WITH_PARENT, str(os.getpid())] + command
     log = open(osp.join(run_dir, 'train.log'), 'a')
@@ -248,21 +336,51 @@ def run_error(run_dir: str, returncode: int) -> str:
 ATTEMPTS = 2
 
 
+def _dependencies(todo: Sequence[Combination]) -> Dict[str, str]:
+    """The dense run (name) each one-shot run of ``todo`` waits for, if that
+    run is in ``todo`` too (otherwise it finished already)."""
+    names = {c.name for c in todo}
+    return {c.name: dense_run(c).name for c in todo
+            if is_oneshot(c.method) and dense_run(c).name in names}
+
+
+def _not_run(dependency: str) -> str:
+    return f'not run: its dense run {dependency} failed'
+
+
 def _run_local(todo: Sequence[Combination], out: str, dataset: str,
                root: Optional[str], train_args: Sequence[str], bar: tqdm, *,
-               jobs: int, threads: int) -> Dict[str, str]:
-    """Runs ``todo`` in at most ``jobs`` local processes; returns the errors of
-    the runs that failed every attempt, by run name."""
+               jobs: int, threads: int,
+               finetune_epochs: Optional[int] = None) -> Dict[str, str]:
+    """Runs ``todo`` in at most ``jobs`` local processes, a one-shot run once
+    its dense run finished; returns the errors of the runs that failed every
+    attempt, by run name."""
     queue = list(todo)
+    waits_for = _dependencies(todo)
+    unfinished = {c.name for c in todo}
     attempts: Dict[str, int] = {}
     running: List[tuple] = []
     failures: Dict[str, str] = {}
     while queue or running:
-        while queue and len(running) < max(1, jobs):
-            combo = queue.pop(0)
+        for combo in [c for c in queue if waits_for.get(c.name) in failures]:
+            queue.remove(combo)
+            failures[combo.name] = _not_run(waits_for[combo.name])
+            bar.update(1)
+        while len(running) < max(1, jobs):
+            ready = [c for c in queue if waits_for.get(c.name) not in unfinished]
+            if not ready:
+                break
+            combo = ready[0]
+            queue.remove(combo)
             attempts[combo.name] = attempts.get(combo.name, 0) + 1
             running.append((combo, *_start_run(combo, out, dataset, root,
-                                               train_args, threads)))
+                                               train_args, threads,
+                                               finetune_epochs=finetune_epochs)))
+        if not running:  # only runs waiting: nothing left can start them
+            for combo in queue:
+                failures[combo.name] = _not_run(waits_for[combo.name])
+                bar.update(1)
+            break
         time.sleep(0.5)
         for item in list(running):
             combo, proc, log = item
@@ -271,6 +389,7 @@ def _run_local(todo: Sequence[Combination], out: str, dataset: str,
             log.close()
             running.remove(item)
             if proc.returncode == 0:
+                unfinished.discard(combo.name)
                 bar.update(1)
             elif attempts[combo.name] < ATTEMPTS:
                 queue.append(combo)
@@ -286,11 +405,14 @@ def _metrics_path(out: str, combo: Combination) -> str:
 
 
 def _train_task(combo: Combination, out: str, dataset: str, root: Optional[str],
-                train_args: Sequence[str], threads: int) -> None:
+                train_args: Sequence[str], threads: int,
+                finetune_epochs: Optional[int] = None, *after: None) -> None:
     """One run as a Ray task: ``tcmp-pyg train`` in a child process of the
-    worker (dying with it), waited for; raises :class:`RunFailed`."""
+    worker (dying with it), waited for; raises :class:`RunFailed`.
+    ``after``: the results of the tasks it must follow (Ray starts it once
+    they succeeded)."""
     proc, log = _start_run(combo, out, dataset, root, train_args, threads,
-                           die_with_parent=True)
+                           die_with_parent=True, finetune_epochs=finetune_epochs)
     with log:
         returncode = proc.wait()
     if returncode != 0:
@@ -311,10 +433,12 @@ def _ray_error(ray: ModuleType, error: Exception) -> str:
 
 def _run_ray(todo: Sequence[Combination], out: str, dataset: str,
              root: Optional[str], train_args: Sequence[str], bar: tqdm, *,
-             address: Optional[str], cpus: float, gpus: float) -> Dict[str, str]:
+             address: Optional[str], cpus: float, gpus: float,
+             finetune_epochs: Optional[int] = None) -> Dict[str, str]:
     """Runs each of ``todo`` as a Ray task reserving ``cpus`` CPUs and ``gpus``
-    GPUs (retried once: an exception or a killed worker); returns the errors
-    of the runs that failed both attempts, by run name."""
+    GPUs (retried once: an exception or a killed worker), a one-shot run
+    chained after its dense run's task; returns the errors of the runs that
+    failed both attempts, by run name."""
     try:
         import ray
     except ImportError as e:
@@ -332,8 +456,14 @@ def _run_ray(todo: Sequence[Combination], out: str, dataset: str,
             num_cpus=cpus, num_gpus=gpus, max_retries=ATTEMPTS - 1,
             retry_exceptions=True)
         threads = max(1, int(cpus))
-        pending = {task.remote(combo, out, dataset, root, list(train_args), threads): combo
-                   for combo in todo}
+        waits_for = _dependencies(todo)
+        refs = {}  # by run name; dense runs first, so that others chain on them
+        for combo in sorted(todo, key=lambda c: c.name in waits_for):
+            after = [refs[waits_for[combo.name]]] if combo.name in waits_for else []
+            refs[combo.name] = task.remote(combo, out, dataset, root,
+                                           list(train_args), threads,
+                                           finetune_epochs, *after)
+        pending = {refs[combo.name]: combo for combo in todo}
         failures: Dict[str, str] = {}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
@@ -343,11 +473,25 @@ def _run_ray(todo: Sequence[Combination], out: str, dataset: str,
                     ray.get(ref)
                 except ray.exceptions.RayError as e:
                     failures[combo.name] = _ray_error(ray, e)
+                    dependency = waits_for.get(combo.name)
+                    if dependency is not None and _failed_ref(ray, refs[dependency]):
+                        failures[combo.name] = _not_run(dependency)
                 bar.update(1)
         return failures
     finally:
         if started:
             ray.shutdown()
+
+
+def _failed_ref(ray: ModuleType, ref) -> bool:
+    """Whether the task of ``ref`` finished with an error."""
+    if not ray.wait([ref], timeout=0)[0]:
+        return False
+    try:
+        ray.get(ref)
+    except ray.exceptions.RayError:
+        return True
+    return False
 
 
 def collect(out: str, grid: Sequence[Combination],

@@ -51,6 +51,18 @@ def test_tcmp_mode_needs_prune_tcmp(capsys):
     assert '--tcmp-mode applies only with --prune tcmp (got --prune mp)' in err
 
 
+def test_synflow_options(capsys):
+    err = usage_error(TRAIN + ['--prune', 'synflow', '--prune-start', '0.2'], capsys)
+    assert '--prune-start does not apply to --prune synflow; leave it out' in err
+    err = usage_error(TRAIN + ['--prune', 'mp', '--synflow-iterations', '5'], capsys)
+    assert '--synflow-iterations applies only with --prune synflow (got --prune mp)' in err
+    err = usage_error(TRAIN + ['--synflow-iterations', '5'], capsys)
+    assert '--synflow-iterations applies only with --prune (without it' in err
+    extra = ['--prune-start', '0.2', '--update-every=4', '--synflow-iterations', '7']
+    assert train_args_for('synflow', extra) == ['--synflow-iterations', '7']
+    assert train_args_for('mp', extra) == extra[:3]
+
+
 def train(tmp_path, *extra):
     command = ['train', '--dataset', 'synthetic', '--root', str(tmp_path / 'data'),
                '--num-samples', '40', '--num-frames', '8',
@@ -68,6 +80,14 @@ def test_prune_alone_takes_the_documented_defaults(tmp_path):
     assert PRUNING_DEFAULTS['amount'] == 0.99
     totals = metrics['connectivity']
     assert totals['kept'] == round(0.01 * totals['weights'])
+
+
+def test_prune_synflow_trains_with_frozen_masks_of_the_exact_budget(tmp_path):
+    metrics = train(tmp_path, '--prune', 'synflow', '--amount', '0.9',
+                    '--synflow-iterations', '10')
+    assert metrics['args']['synflow_iterations'] == 10
+    totals = metrics['connectivity']
+    assert totals['kept'] == round(0.1 * totals['weights'])
 
 
 def test_version(capsys):
@@ -137,6 +157,11 @@ def test_sweep_runs_get_the_train_args_that_apply():
 def sweep_train_args(tmp_path, monkeypatch, capsys, *extra):
     """The train arguments `tcmp-pyg sweep ... *extra` hands to run_sweep
     (stopped there, before any training)."""
+    return sweep_options(tmp_path, monkeypatch, capsys, *extra)['train_args']
+
+
+def sweep_options(tmp_path, monkeypatch, capsys, *extra):
+    """The keyword arguments `tcmp-pyg sweep ... *extra` hands to run_sweep."""
     import tcmp_pyg.sweep as sweep
 
     calls = []
@@ -149,7 +174,7 @@ def sweep_train_args(tmp_path, monkeypatch, capsys, *extra):
     code = main(['sweep', '--dataset', 'synthetic', '--out', str(tmp_path),
                  '--quiet', *extra])
     assert code == 1 and 'stopped before training' in capsys.readouterr().err
-    return calls[0]['train_args']
+    return calls[0]
 
 
 def test_sweep_device_reaches_every_run(tmp_path, monkeypatch, capsys):
@@ -157,6 +182,15 @@ def test_sweep_device_reaches_every_run(tmp_path, monkeypatch, capsys):
                             '--epochs', '2') == ['--epochs', '2', '--device', 'cuda:1']
     # Without it, each run takes train's default (cpu).
     assert sweep_train_args(tmp_path, monkeypatch, capsys) == []
+
+
+def test_sweep_accepts_oneshot_and_synflow_and_finetune_epochs(tmp_path, monkeypatch,
+                                                              capsys):
+    options = sweep_options(tmp_path, monkeypatch, capsys, '--methods', 'dense',
+                            'oneshot', 'synflow', '--epochs', '4',
+                            '--finetune-epochs', '2')
+    assert options['methods'] == ['dense', 'oneshot', 'synflow']
+    assert options['finetune_epochs'] == 2 and options['train_args'] == ['--epochs', '4']
 
 
 def test_sweep_writes_lines_not_bar_frames_outside_a_terminal(tmp_path, capsys):

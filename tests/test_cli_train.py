@@ -7,8 +7,11 @@ import pytest
 import torch
 
 from tcmp_pyg import load_model
+from tcmp_pyg.checkpoint import init_from_checkpoint
 from tcmp_pyg.cli import main
-from tcmp_pyg.pruning import connectivity
+from tcmp_pyg.nn import model_from_config, prunable_weights
+from tcmp_pyg.nn.prunable import ChannelGate
+from tcmp_pyg.pruning import connectivity, magnitude_prune
 
 
 @pytest.fixture(autouse=True)
@@ -145,6 +148,73 @@ def test_mp_lamp_keeps_the_classifier_dense(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "STGCN has no prunable layer named 'classifier'" in err
     assert 'blocks.0.gcn, blocks.0.tcn' in err and err.rstrip().endswith(', fc')
+
+
+@pytest.fixture(scope='module')
+def dense_run(tmp_path_factory):
+    """(train arguments, run folder) of a 1-epoch dense run on a small
+    synthetic set: the trained checkpoint one-shot runs start from."""
+    tmp = tmp_path_factory.mktemp('dense')
+    base = ['train', '--dataset', 'synthetic', '--root', str(tmp / 'data'),
+            '--num-samples', '40', '--num-frames', '8', '--model', 'stgcn-compact',
+            '--epochs', '1', '--batch-size', '8', '--lr', '0.05', '--warmup', '0',
+            '--threads', '1', '--quiet']
+    threads = torch.get_num_threads()
+    with contextlib.redirect_stdout(io.StringIO()) as stdout:
+        code = main(base + ['--out', str(tmp / 'dense')])
+    torch.set_num_threads(threads)
+    assert code == 0, stdout.getvalue()
+    return base, tmp / 'dense'
+
+
+def test_oneshot_magnitude_pruning_of_a_trained_model_then_finetuning(
+        dense_run, tmp_path, capsys):
+    base, dense = dense_run
+    out = tmp_path / 'oneshot'
+    assert main(base + ['--init-from', str(dense / 'model.pt'), '--prune', 'mp',
+                        '--amount', '0.9', '--prune-start', '0', '--prune-end', '0',
+                        '--out', str(out)]) == 0
+    metrics = json.loads((out / 'metrics.json').read_text())
+    assert metrics['init_from'] == str(dense / 'model.pt')
+    assert metrics['args']['prune_start'] == metrics['args']['prune_end'] == 0.0
+    # The masks are the global top-|w| of the trained weights, chosen at step
+    # 0 and kept through the fine-tuning.
+    expected = load_model(dense / 'model.pt')
+    assert magnitude_prune(expected, 0.9) == metrics['connectivity']['kept']
+    tuned = load_model(out / 'model.pt')
+    pairs = list(zip(prunable_weights(expected), prunable_weights(tuned)))
+    assert all(torch.equal(a.weight_mask, b.weight_mask) for (_, a), (_, b) in pairs)
+    assert any(not torch.equal(a.weight * a.weight_mask, b.weight * b.weight_mask)
+               for (_, a), (_, b) in pairs)  # fine-tuned
+    history = json.loads((out / 'history.json').read_text())
+    assert history[0]['kept'] == metrics['connectivity']['kept']
+
+
+def test_init_from_refuses_another_architecture(dense_run, tmp_path, capsys):
+    base, dense = dense_run
+    path = dense / 'model.pt'
+    assert main(base + ['--no-motion', '--init-from', str(path),
+                        '--out', str(tmp_path / 'run')]) == 1
+    err = capsys.readouterr().err
+    assert f"error: Cannot initialise from '{path}': its STGCN has another " \
+           f"architecture than this run's: in_channels (checkpoint 6, this run 3)" in err
+    assert not (tmp_path / 'run' / 'metrics.json').exists()
+    assert main(base + ['--init-from', str(tmp_path / 'absent.pt'),
+                        '--out', str(tmp_path / 'run')]) == 1
+    assert "absent.pt' not found" in capsys.readouterr().err
+
+
+def test_init_from_folds_a_pruned_checkpoint_into_dense_weights(synthetic_run):
+    _, out, _ = synthetic_run
+    pruned = load_model(out / 'model.pt')
+    fresh = model_from_config(type(pruned).__name__, pruned.config())
+    init_from_checkpoint(fresh, out / 'model.pt')
+    for (_, a), (_, b) in zip(prunable_weights(pruned), prunable_weights(fresh)):
+        assert bool((b.weight_mask == 1).all())
+        assert torch.equal(b.weight, a.weight * a.weight_mask)
+    gates = [m.gate for m in fresh.modules() if isinstance(m, ChannelGate)]
+    assert gates and all(bool((g == 1).all()) for g in gates)
+    assert torch.equal(fresh.data_bn.running_mean, pruned.data_bn.running_mean)
 
 
 def test_sbu_fold1_end_to_end(sbu_root, tmp_path, capsys):

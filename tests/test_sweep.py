@@ -5,10 +5,15 @@ import json
 import sys
 
 import pytest
+import torch
 
+from tcmp_pyg import load_model
 from tcmp_pyg.cli import main
+from tcmp_pyg.nn import prunable_weights
+from tcmp_pyg.pruning import magnitude_prune
 from tcmp_pyg.sweep import (CSV_COLUMNS, Combination, collect, failures_table,
-                            run_sweep, write_results)
+                            oneshot_methods, pruning_method, run_sweep,
+                            train_command, write_results)
 
 TRAIN_ARGS = ['--epochs', '1', '--num-samples', '40', '--num-frames', '8',
               '--batch-size', '8', '--lr', '0.05', '--warmup', '0']
@@ -103,3 +108,78 @@ def test_ray_launcher_without_ray_says_what_to_install(tmp_path, monkeypatch, ca
     assert main(['sweep', '--dataset', 'synthetic', '--out', str(tmp_path / 'b'),
                  '--launcher', 'ray', '--quiet']) == 1
     assert "needs Ray: pip install 'tcmp-pyg[ray]'" in capsys.readouterr().err
+
+
+def test_oneshot_methods_map_to_the_magnitude_allocations():
+    assert oneshot_methods(['mp', 'random', 'mp-effective', 'tcmp', 'mp-layer']) \
+        == ['oneshot', 'oneshot-effective', 'oneshot-layer']
+    assert [pruning_method(m) for m in ('dense', 'tcmp', 'oneshot', 'oneshot-lamp')] \
+        == [None, 'tcmp', 'mp', 'mp-lamp']
+    combo = Combination('stgcn-compact', 'oneshot', 0.9, 2, 1)
+    extra = ['--epochs', '3', '--prune-start=0.2', '--prune-end', '0.5',
+             '--tcmp-mode', 'relaxed', '--lr', '0.1']
+    cmd = train_command(combo, 'out/runs/' + combo.name, 'sbu', None, extra,
+                        finetune_epochs=5)
+    tail = cmd[cmd.index('--prune'):]
+    assert tail == ['--prune', 'mp', '--amount', '0.9', '--init-from',
+                    'out/runs/stgcn-compact_dense_fold2_seed1/model.pt',
+                    '--prune-start', '0', '--prune-end', '0', '--epochs', '5',
+                    '--lr', '0.1']
+    cmd = train_command(combo, 'out/runs/' + combo.name, 'sbu', None, extra)
+    assert cmd[-4:] == ['--epochs', '3', '--lr', '0.1']  # the sweep's epochs
+
+
+def test_oneshot_needs_the_dense_run_in_the_grid(tmp_path, capsys):
+    with pytest.raises(ValueError, match="method 'oneshot' fine-tunes the trained "
+                       r"'dense' run of the same model, fold and seed \("
+                       r"stgcn-compact_dense_seed1\), which the grid does not "
+                       r"contain: add 'dense' to the methods"):
+        run_sweep('synthetic', None, str(tmp_path / 'a'), models=['stgcn-compact'],
+                  methods=['oneshot'], amounts=[0.9], folds=[None], seeds=[1])
+    with pytest.raises(ValueError, match='finetune_epochs applies to the oneshot '
+                                         'methods only'):
+        run_sweep('synthetic', None, str(tmp_path / 'a'), models=['stgcn-compact'],
+                  methods=['dense', 'mp'], amounts=[0.9], folds=[None],
+                  finetune_epochs=3)
+    assert main(['sweep', '--dataset', 'synthetic', '--out', str(tmp_path / 'b'),
+                 '--methods', 'oneshot', 'tcmp', '--quiet']) == 1
+    assert "add 'dense' to the methods" in capsys.readouterr().err
+    assert not (tmp_path / 'a').exists() and not (tmp_path / 'b').exists()
+
+
+def test_oneshot_run_fine_tunes_its_finished_dense_run(tmp_path):
+    out = tmp_path / 'sweep'
+    # Listed first and two jobs: it must still wait for the dense run.
+    rows = run_sweep('synthetic', str(tmp_path / 'data'), str(out),
+                     models=['stgcn-compact'], methods=['oneshot', 'dense'],
+                     amounts=[0.9], folds=[None], jobs=2, train_args=TRAIN_ARGS,
+                     progress=False, finetune_epochs=2)
+    assert [(r['method'], r['status'], r['epochs']) for r in rows] == \
+        [('oneshot', 'ok', 2), ('dense', 'ok', 1)]
+    dense, oneshot = out / 'runs' / 'stgcn-compact_dense_seed0', \
+        out / 'runs' / 'stgcn-compact_oneshot_0.9_seed0'
+    log = (oneshot / 'train.log').read_text()
+    assert 'error' not in log and log.count('test accuracy') == 1  # one attempt
+    metrics = json.loads((oneshot / 'metrics.json').read_text())
+    assert metrics['init_from'] == str(dense / 'model.pt')
+    assert (metrics['args']['prune'], metrics['args']['prune_start'],
+            metrics['args']['prune_end']) == ('mp', 0.0, 0.0)
+    # Pruned at step 0 from the trained dense weights: their global top-|w|.
+    expected = load_model(dense / 'model.pt')
+    magnitude_prune(expected, 0.9)
+    tuned = load_model(oneshot / 'model.pt')
+    assert all(torch.equal(a.weight_mask, b.weight_mask) for (_, a), (_, b) in
+               zip(prunable_weights(expected), prunable_weights(tuned)))
+    assert '| stgcn-compact | oneshot | 90 % | 1 |' in (out / 'results.md').read_text()
+
+
+def test_oneshot_run_is_not_started_when_its_dense_run_failed(tmp_path):
+    out = tmp_path / 'sweep'
+    rows = run_sweep('synthetic', str(tmp_path / 'data'), str(out),
+                     models=['stgcn-compact'], methods=['dense', 'oneshot'],
+                     amounts=[0.9], folds=[None], jobs=2,
+                     train_args=TRAIN_ARGS + ['--batch-size', '0'], progress=False)
+    assert [(r['method'], r['status']) for r in rows] == \
+        [('dense', 'failed'), ('oneshot', 'failed')]
+    assert rows[1]['error'] == 'not run: its dense run stgcn-compact_dense_seed0 failed'
+    assert not (out / 'runs' / 'stgcn-compact_oneshot_0.9_seed0').exists()

@@ -176,3 +176,24 @@ def test_ray_options_need_the_ray_launcher(tmp_path):
         run_sweep('synthetic', None, str(tmp_path), **GRID, cpus_per_run=2)
     with pytest.raises(ValueError, match=r"expected 'launcher' to be one of"):
         run_sweep('synthetic', None, str(tmp_path), **GRID, launcher='slurm')
+
+
+def test_oneshot_task_is_chained_after_its_dense_task(ray_address, tmp_path):
+    out = tmp_path / 'sweep'
+    grid = dict(GRID, methods=['oneshot', 'dense'], seeds=[0])
+    rows = run_sweep('synthetic', str(tmp_path / 'data'), str(out), **grid,
+                     launcher='ray', train_args=TRAIN_ARGS.split(), progress=False,
+                     finetune_epochs=1)
+    assert [(r['method'], r['status'], r['epochs']) for r in rows] == \
+        [('oneshot', 'ok', 1), ('dense', 'ok', 3)]
+    log = (out / 'runs' / 'stgcn-compact_oneshot_0.9_seed0' / 'train.log').read_text()
+    assert 'error' not in log and log.count('test accuracy') == 1  # one attempt
+
+    failed = tmp_path / 'failed'
+    rows = run_sweep('synthetic', str(tmp_path / 'data'), str(failed), **grid,
+                     launcher='ray', train_args=TRAIN_ARGS.split() + ['--batch-size', '0'],
+                     progress=False)
+    assert [(r['method'], r['status']) for r in rows] == \
+        [('oneshot', 'failed'), ('dense', 'failed')]
+    assert rows[0]['error'] == 'not run: its dense run stgcn-compact_dense_seed0 failed'
+    assert not (failed / 'runs' / 'stgcn-compact_oneshot_0.9_seed0').exists()

@@ -15,6 +15,7 @@ from tcmp_pyg.pruning.magnitude import (EffectivePruning, MagnitudePruning,
                                         RandomPruning, effective_correction,
                                         magnitude_prune)
 from tcmp_pyg.pruning.compact import compact, count_macs, count_parameters
+from tcmp_pyg.pruning.synflow import SynFlow, synflow_masks, synflow_scores
 from tcmp_pyg.pruning.tcmp import TCMP
 from tcmp_pyg.pruning.connectivity import LayerView, channel_flow_of
 from tcmp_pyg.pruning.torch_prune import (PrunableConv1d, PrunableConv2d,
@@ -32,10 +33,11 @@ __all__ = [
     'coverage_weights',
     'LayerView', 'channel_flow_of', 'PrunableConv1d', 'PrunableConv2d',
     'PrunableConv3d', 'PrunableLinear', 'from_torch_prune', 'to_torch_prune',
+    'SynFlow', 'synflow_masks', 'synflow_scores',
 ]
 
 METHOD_NAMES = ('mp', 'random', 'mp-effective', 'tcmp', 'mp-layer', 'mp-erk',
-                'mp-lamp')
+                'mp-lamp', 'synflow')
 # Gradual magnitude pruning under each allocation (tcmp_pyg.pruning.allocation).
 _MP_ALLOCATIONS = {'mp': 'global', 'mp-layer': 'layer', 'mp-erk': 'erk',
                    'mp-lamp': 'lamp'}
@@ -43,7 +45,8 @@ _MP_ALLOCATIONS = {'mp': 'global', 'mp-layer': 'layer', 'mp-erk': 'erk',
 
 def make_pruner(name: str, model, amount, *, tcmp_mode: str = 'hard',
                 start: float = 0.1, end: float = 0.6, update_every: int = 1,
-                seed: int = 0, keep_dense: Sequence[str] = ()) -> PruningMethod:
+                seed: int = 0, keep_dense: Sequence[str] = (),
+                synflow_iterations: int = 100) -> PruningMethod:
     """Builds the pruning method called ``name`` (CLI and sweep names);
     ``keep_dense`` names layers that keep every weight inside the budget."""
     schedule = dict(start=start, end=end, update_every=update_every,
@@ -57,5 +60,8 @@ def make_pruner(name: str, model, amount, *, tcmp_mode: str = 'hard',
         return EffectivePruning(model, amount, **schedule)
     if name == 'tcmp':
         return TCMP(model, amount, mode=tcmp_mode, **schedule)
+    if name == 'synflow':  # pruned at initialisation: no schedule
+        return SynFlow(model, amount, iterations=synflow_iterations,
+                       keep_dense=keep_dense)
     raise ValueError(f"Unknown pruning method '{name}' (expected one of "
                      f"{METHOD_NAMES})")
