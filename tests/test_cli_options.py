@@ -157,7 +157,7 @@ def test_sweep_widths_reach_run_sweep(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(sweep, 'run_sweep', stop)
     assert main(['sweep', '--dataset', 'synthetic', '--out', str(tmp_path),
-                 '--methods', 'dense', 'tcmp', '--widths', '1', '0.25',
+                 '--methods', 'dense', 'channel', '--widths', '1', '0.25',
                  '--quiet']) == 1
     assert calls[0]['widths'] == [1.0, 0.25]
-    assert calls[0]['methods'] == ['dense', 'tcmp']
+    assert calls[0]['methods'] == ['dense', 'channel']  # every METHOD_NAMES

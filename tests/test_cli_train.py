@@ -201,3 +201,28 @@ def test_narrow_dense_rival_and_its_width(synthetic_run, tmp_path, capsys):
     assert main(['train', '--dataset', 'synthetic', '--root', data,
                  '--width', '0', '--out', str(tmp_path / 'bad'), '--quiet']) == 1
     assert "'width' to be a positive number (got 0.0)" in capsys.readouterr().err
+
+
+def test_structured_channel_pruning_run(synthetic_run, tmp_path, capsys):
+    """`train --prune channel`: whole channels, no dead weight, and the
+    compacted model keeps exactly the kept weights."""
+    from tcmp_pyg.pruning import prunable_weights
+
+    command, _, _ = synthetic_run
+    data = command[command.index('--root') + 1]
+    out = tmp_path / 'channel'
+    assert main(['train', '--dataset', 'synthetic', '--root', data,
+                 '--num-samples', '60', '--num-frames', '12', '--epochs', '2',
+                 '--batch-size', '8', '--lr', '0.05', '--warmup', '1',
+                 '--prune', 'channel', '--amount', '0.9', '--out', str(out),
+                 '--threads', '1', '--quiet']) == 0
+    stdout = capsys.readouterr().out
+    totals = json.loads((out / 'metrics.json').read_text())['connectivity']
+    assert totals['kept'] <= round(0.1 * totals['weights'])
+    assert totals['kept'] > 0.09 * totals['weights']  # whole channels, close
+    assert totals['dead'] == 0 and totals['live'] == totals['kept']
+    assert f"kept {totals['kept']} of {totals['weights']} weights" in stdout
+    assert main(['compact', '--checkpoint', str(out / 'model.pt'),
+                 '--out', str(tmp_path / 'small.pt')]) == 0
+    small = load_model(tmp_path / 'small.pt')
+    assert sum(m.weight.numel() for _, m in prunable_weights(small)) == totals['kept']

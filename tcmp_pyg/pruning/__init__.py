@@ -10,6 +10,7 @@ from tcmp_pyg.pruning.magnitude import (EffectivePruning, MagnitudePruning,
                                         magnitude_prune)
 from tcmp_pyg.pruning.compact import compact, count_macs, count_parameters
 from tcmp_pyg.pruning.tcmp import TCMP
+from tcmp_pyg.pruning.structured import ChannelPruning, channel_units
 from tcmp_pyg.pruning.connectivity import LayerView, channel_flow_of
 from tcmp_pyg.pruning.torch_prune import (PrunableConv1d, PrunableConv2d,
                                           PrunableConv3d, PrunableLinear,
@@ -24,9 +25,10 @@ __all__ = [
     'prunable_weights', 'reset_masks', 'shortest_path_weights',
     'LayerView', 'channel_flow_of', 'PrunableConv1d', 'PrunableConv2d',
     'PrunableConv3d', 'PrunableLinear', 'from_torch_prune', 'to_torch_prune',
+    'ChannelPruning', 'channel_units',
 ]
 
-METHOD_NAMES = ('mp', 'random', 'mp-effective', 'tcmp')
+METHOD_NAMES = ('mp', 'random', 'mp-effective', 'tcmp', 'channel')
 
 
 def make_pruner(name: str, model, amount, *, tcmp_mode: str = 'hard',
@@ -42,5 +44,7 @@ def make_pruner(name: str, model, amount, *, tcmp_mode: str = 'hard',
         return EffectivePruning(model, amount, **schedule)
     if name == 'tcmp':
         return TCMP(model, amount, mode=tcmp_mode, **schedule)
+    if name == 'channel':
+        return ChannelPruning(model, amount, **schedule)
     raise ValueError(f"Unknown pruning method '{name}' (expected one of "
                      f"{METHOD_NAMES})")
