@@ -6,7 +6,7 @@ of sequences of that layout (``batch.x: [B * M * V, T, C]``).
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -530,7 +530,8 @@ def width_for_params(name: str, target: int, in_channels: int, num_classes: int,
     return _shortest(hi, size, above, up=True)
 
 
-def _shortest(w: float, size: Any, expected: int, up: bool) -> float:
+def _shortest(w: float, size: Callable[[float], int], expected: int,
+              up: bool) -> float:
     """The shortest decimal near ``w`` (on the side of its step) with the
     same size."""
     for digits in range(1, 7):
