@@ -299,6 +299,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                           'mp --prune-start 0 --prune-end 0 this is one-shot '
                           'magnitude pruning of a trained model followed by '
                           'fine-tuning')
+    opt.add_argument('--width', type=float, default=1.0,
+                     help='multiply every hidden channel count of the preset by '
+                          'W (rounded, at least 1): a narrow dense rival of a '
+                          'given size, see `tcmp-pyg width` (default: 1)')
     opt.add_argument('--epochs', type=int, default=None, help='(default: recipe)')
     opt.add_argument('--lr', type=float, default=None,
                      help='peak learning rate (default: recipe)')
@@ -452,7 +456,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from tcmp_pyg.checkpoint import CheckpointError, init_from_checkpoint
     from tcmp_pyg.datasets.splits import dataset_splits
     from tcmp_pyg.distributed import DistributedContext, main_process_first
-    from tcmp_pyg.nn import build_model
+    from tcmp_pyg.nn import build_model, model_size
     from tcmp_pyg.pruning import make_pruner
     from tcmp_pyg.train import TrainConfig, seed_everything, train
 
@@ -486,7 +490,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seed_everything(args.seed)
         model = build_model(args.model, sample.x.size(-1),
                             len(train_ds.class_names), train_ds.layout,
-                            num_frames=sample.x.size(1))
+                            num_frames=sample.x.size(1), width=args.width)
         if args.init_from is not None:
             init_from_checkpoint(model, args.init_from)
         pruner = None
@@ -511,6 +515,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
                     crop=args.crop, val_fraction=args.val_fraction,
                     class_names=list(train_ds.class_names),
                     model_name=args.model, init_from=args.init_from,
+                    width=args.width,
+                    parameters=model_size(model, 'parameters'),
+                    prunable_weights=model_size(model, 'weights'),
                     args={k: v for k, v in vars(args).items() if k != 'func'})
         result = train(model, train_ds, test_ds, config, val_dataset=val_ds,
                        pruner=pruner, out_dir=args.out, meta=meta,
@@ -847,6 +854,10 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument('--folds', nargs='+', type=int, default=None,
                    help='folds (datasets with folds, e.g. sbu 1..5)')
     p.add_argument('--seeds', nargs='+', type=int, default=[0], help='(default: 0)')
+    p.add_argument('--widths', nargs='+', type=float, default=[1.0],
+                   help="preset widths of the dense runs (train --width): "
+                   "matched-size dense rivals, rows named e.g. 'dense-w0.25'; "
+                   'list 1 to keep the full-width one (default: 1)')
     p.add_argument('--launcher', default='local', choices=('local', 'ray'),
                    help='local: processes on this machine; ray: one Ray task per '
                    "run on a Ray cluster (pip install 'tcmp-pyg[ray]') (default: local)")
@@ -919,7 +930,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         rows = run_sweep(args.dataset, args.root, args.out, models=args.model,
                          methods=args.methods, amounts=args.amounts,
                          folds=args.folds or [None], seeds=args.seeds,
-                         train_args=train_args, progress=not args.quiet,
+                         widths=args.widths, train_args=train_args,
+                         progress=not args.quiet,
                          finetune_epochs=args.finetune_epochs, **options)
     except (ImportError, ValueError, ConnectionError) as e:
         print(f'error: {e}', file=sys.stderr)
@@ -936,6 +948,105 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         print(f'error: {len(failed)} of {len(rows)} sweep runs failed (see the '
               f"table above and their train.log under {os.path.join(args.out, 'runs')}); "
               f'the same command retries them', file=sys.stderr)
+        return 1
+    return 0
+
+
+def _add_width(sub: argparse._SubParsersAction) -> None:
+    from tcmp_pyg.nn.models import MODEL_NAMES
+
+    p = sub.add_parser('width', help='the preset width whose dense size is closest '
+                       'to a target: matched-size dense rivals of a pruned model')
+    p.add_argument('--model', default=None, choices=MODEL_NAMES,
+                   help="(default: the --like checkpoint's preset, else "
+                        'stgcn-compact)')
+    target = p.add_mutually_exclusive_group()
+    target.add_argument('--params', type=int, default=None,
+                        help='target number of parameters (all of them, as in '
+                             "`tcmp-pyg compact`'s compacted model)")
+    target.add_argument('--weights', type=int, default=None,
+                        help='target number of prunable weights (e.g. the '
+                             'weights a pruned model keeps)')
+    p.add_argument('--like', default=None,
+                   help="a `tcmp-pyg train` run's model.pt: its input channels, "
+                        'classes, layout and frames; when pruned and no target '
+                        'is given, both rivals of it (as many weights as it '
+                        'keeps, as many parameters as its compacted model)')
+    p.add_argument('--in-channels', type=int, default=None,
+                   help='channels per joint without --like (default: 6, '
+                        'coordinates and their motion)')
+    p.add_argument('--num-classes', type=int, default=None,
+                   help='classes without --like (default: 8, SBU)')
+    p.add_argument('--layout', default=None,
+                   help="skeleton layout without --like (default: 'sbu')")
+    p.add_argument('--num-frames', type=int, default=None,
+                   help='frames per sequence without --like (default: 40)')
+    p.set_defaults(func=_cmd_width)
+
+
+def _width_targets(args: argparse.Namespace, model) -> List[Tuple[str, int]]:
+    """``[(count, target)]``: the given target, else those of a pruned
+    ``--like`` model (its kept weights, its compacted model's parameters)."""
+    import warnings
+
+    from tcmp_pyg.nn import CompactAttentionGCN, CompactSTGCN
+    from tcmp_pyg.pruning import compact, count_parameters, prunable_weights
+
+    if args.params is not None:
+        return [('parameters', args.params)]
+    if args.weights is not None:
+        return [('weights', args.weights)]
+    if model is None:
+        raise ValueError('give a target: --params N, --weights N, or --like a '
+                         'pruned checkpoint')
+    kept = sum(int((m.weight_mask != 0).sum()) for _, m in prunable_weights(model))
+    if isinstance(model, (CompactSTGCN, CompactAttentionGCN)):
+        return [('weights', kept), ('parameters', count_parameters(model))]
+    if all(bool((m.weight_mask != 0).all()) for _, m in prunable_weights(model)):
+        raise ValueError(f"'{args.like}' was not pruned; give --params or "
+                         f"--weights")
+    targets = [('weights', kept)]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', UserWarning)
+            targets.append(('parameters', count_parameters(compact(model))))
+    except (TypeError, ValueError) as e:  # a model compact() does not support
+        print(f'no compacted size: {e}')
+    return targets
+
+
+def _cmd_width(args: argparse.Namespace) -> int:
+    from tcmp_pyg.checkpoint import (CheckpointError, model_from_checkpoint,
+                                     read_checkpoint)
+    from tcmp_pyg.nn import build_model, model_size, width_for_params
+
+    model, name = None, args.model
+    shape = dict(in_channels=args.in_channels, num_classes=args.num_classes,
+                 layout=args.layout, num_frames=args.num_frames)
+    try:
+        if args.like is not None:
+            given = [_flag(k) for k, v in shape.items() if v is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)}: --like sets them")
+            checkpoint = read_checkpoint(args.like)
+            model = model_from_checkpoint(checkpoint, args.like)
+            name = name or checkpoint['meta'].get('model_name')
+            if name is None:
+                raise ValueError(f"'{args.like}' records no preset; give --model")
+            shape = dict(in_channels=model.in_channels,
+                         num_classes=model.num_classes, layout=model.layout,
+                         num_frames=_recorded_num_frames(model, checkpoint['meta']))
+        else:
+            defaults = dict(in_channels=6, num_classes=8, layout='sbu', num_frames=40)
+            shape = {k: defaults[k] if v is None else v for k, v in shape.items()}
+        name = name or 'stgcn-compact'
+        targets = _width_targets(args, model)
+        for count, target in targets:
+            width = width_for_params(name, target, **shape, count=count)
+            size = model_size(build_model(name, **shape, width=width), count)
+            print(f'{name} --width {width:g}: {size:,} {count} (target {target:,})')
+    except (CheckpointError, ValueError) as e:
+        print(f'error: {e}', file=sys.stderr)
         return 1
     return 0
 
@@ -981,7 +1092,7 @@ def _parsers() -> Tuple[argparse.ArgumentParser,
     sub = parser.add_subparsers(dest='command', required=True)
     for add in (_add_datasets, _add_inspect, _add_train, _add_evaluate,
                 _add_connectivity, _add_compact, _add_export, _add_sweep,
-                _add_demo):
+                _add_width, _add_demo):
         add(sub)
     return parser, sub.choices
 

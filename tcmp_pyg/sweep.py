@@ -1,6 +1,9 @@
 """Sweeps: every (method, amount, fold, seed) combination as one training run,
 resumable and run in parallel, then a results table and a plot.
 
+Dense runs may also come at other preset widths (matched-size dense rivals,
+``tcmp-pyg train --width``): their rows are named ``dense-w0.25`` and so on.
+
 Each run is the command ``tcmp-pyg train ... --out RUN`` in its own process, so
 a run killed halfway resumes from its last checkpoint and a finished run (its
 ``metrics.json`` exists) is never trained again. The launcher decides where
@@ -39,31 +42,43 @@ LAUNCHERS = ('local', 'ray')
 
 @dataclass(frozen=True)
 class Combination:
-    """One run of a sweep (``amount`` is 0 for the dense baseline)."""
+    """One run of a sweep (``amount`` is 0 for the dense baseline; ``width``
+    multiplies the preset's hidden channels)."""
     model: str
     method: str
     amount: float
     fold: Optional[int]
     seed: int
+    width: float = 1.0
+
+    @property
+    def label(self) -> str:
+        """The method as the results name it: ``dense-w0.25`` at another
+        width."""
+        return self.method if self.width == 1.0 else f'{self.method}-w{self.width:g}'
 
     @property
     def name(self) -> str:
         fold = '' if self.fold is None else f'_fold{self.fold}'
         amount = '' if self.method == 'dense' else f'_{self.amount:g}'
-        return f'{self.model}_{self.method}{amount}{fold}_seed{self.seed}'
+        return f'{self.model}_{self.label}{amount}{fold}_seed{self.seed}'
 
 
 def combinations(models: Sequence[str], methods: Sequence[str],
                  amounts: Sequence[float], folds: Sequence[Optional[int]],
-                 seeds: Sequence[int]) -> List[Combination]:
-    """The grid; ``dense`` runs once per (model, fold, seed), not per amount."""
+                 seeds: Sequence[int], widths: Sequence[float] = (1.0,)
+                 ) -> List[Combination]:
+    """The grid; ``dense`` runs once per (model, width, fold, seed), not per
+    amount; pruning methods run at width 1."""
     out = []
     for model in models:
         for method in methods:
-            for amount in ([0.0] if method == 'dense' else amounts):
-                for fold in folds:
-                    for seed in seeds:
-                        out.append(Combination(model, method, float(amount), fold, seed))
+            for width in (widths if method == 'dense' else [1.0]):
+                for amount in ([0.0] if method == 'dense' else amounts):
+                    for fold in folds:
+                        for seed in seeds:
+                            out.append(Combination(model, method, float(amount),
+                                                   fold, seed, float(width)))
     return out
 
 
@@ -124,6 +139,8 @@ def train_command(combo: Combination, out_dir: str, dataset: str,
         if finetune_epochs is not None:
             cmd += ['--epochs', str(finetune_epochs)]
             drop.append('--epochs')
+    if combo.width != 1.0:
+        cmd += ['--width', repr(combo.width)]
     # `train` refuses pruning options that do not apply to the run's method.
     return cmd + train_args_for(method, train_args, drop=drop)
 
@@ -186,7 +203,8 @@ def _progress(total: int, done: int, enabled: bool):
 def run_sweep(dataset: str, root: Optional[str], out: str, *,
               models: Sequence[str], methods: Sequence[str],
               amounts: Sequence[float], folds: Sequence[Optional[int]],
-              seeds: Sequence[int] = (0,), jobs: int = 1,
+              seeds: Sequence[int] = (0,), widths: Sequence[float] = (1.0,),
+              jobs: int = 1,
               threads_per_job: int = 1, train_args: Sequence[str] = (),
               progress: bool = True, launcher: str = 'local',
               address: Optional[str] = None, cpus_per_run: Optional[float] = None,
@@ -212,6 +230,9 @@ def run_sweep(dataset: str, root: Optional[str], out: str, *,
         out (str): Sweep folder; runs go to ``out/runs/<combination>``.
         models, methods, amounts, folds, seeds: The grid (method ``'dense'``
             trains without pruning).
+        widths (Sequence[float], optional): Preset widths of the dense runs
+            (``tcmp-pyg train --width``); the rows of width ``w != 1`` are
+            named ``dense-w<w>``. (default: :obj:`(1.0,)`)
         jobs (int, optional): Runs in parallel (``'local'`` launcher).
             (default: :obj:`1`)
         threads_per_job (int, optional): torch threads per run (``'local'``
@@ -253,7 +274,13 @@ def run_sweep(dataset: str, root: Optional[str], out: str, *,
     if cpus <= 0 or gpus < 0:
         raise ValueError(f'run_sweep: expected cpus_per_run > 0 and gpus_per_run '
                          f'>= 0 (got {cpus_per_run} and {gpus_per_run})')
-    grid = combinations(models, methods, amounts, folds, seeds)
+    if any(not w > 0 for w in widths):
+        raise ValueError(f'run_sweep: expected positive widths (got {list(widths)})')
+    if list(widths) != [1.0] and any(a.split('=', 1)[0] == '--width'
+                                     for a in train_args):
+        raise ValueError('run_sweep: give the widths either as widths '
+                         '(--widths) or as a train argument (--width), not both')
+    grid = combinations(models, methods, amounts, folds, seeds, widths)
     check_grid(grid, finetune_epochs)
     os.makedirs(osp.join(out, 'runs'), exist_ok=True)
     todo = [c for c in grid if not osp.exists(_metrics_path(out, c))]
@@ -511,7 +538,7 @@ def collect(out: str, grid: Sequence[Combination],
     failures = failures or {}
     rows = []
     for combo in grid:
-        key = dict(model=combo.model, method=combo.method, amount=combo.amount,
+        key = dict(model=combo.model, method=combo.label, amount=combo.amount,
                    fold='' if combo.fold is None else combo.fold, seed=combo.seed)
         path = _metrics_path(out, combo)
         if not osp.exists(path):
@@ -520,7 +547,9 @@ def collect(out: str, grid: Sequence[Combination],
             continue
         with open(path) as f:
             m = json.load(f)
-        conn = m.get('connectivity') or {}
+        # A dense run keeps (and uses) every prunable weight.
+        dense = m.get('prunable_weights', '')
+        conn = m.get('connectivity') or dict(weights=dense, kept=dense, live=dense)
         rows.append(dict(key, status='ok', test_accuracy=m['test_accuracy'],
                          nominal_sparsity=conn.get('nominal_sparsity', 0.0),
                          effective_sparsity=conn.get('effective_sparsity', 0.0),
@@ -567,12 +596,16 @@ def summarize(rows: Sequence[Dict[str, object]]) -> List[Dict[str, object]]:
     return out
 
 
+def _is_dense(method: object) -> bool:
+    return method == 'dense' or str(method).startswith('dense-w')
+
+
 def markdown_table(summary: Sequence[Dict[str, object]]) -> str:
     lines = ['| model | method | pruning | runs | test accuracy (%) | nominal sparsity | '
              'effective sparsity | dead weights |',
              '| --- | --- | --- | --- | --- | --- | --- | --- |']
     for s in summary:
-        rate = '—' if s['method'] == 'dense' else f"{100 * s['amount']:g} %"
+        rate = '—' if _is_dense(s['method']) else f"{100 * s['amount']:g} %"
         lines.append(f"| {s['model']} | {s['method']} | {rate} | {s['runs']} | "
                      f"{100 * s['acc_mean']:.1f} ± {100 * s['acc_std']:.1f} | "
                      f"{100 * s['nominal']:.2f} % | {100 * s['effective']:.2f} % | "
@@ -590,7 +623,7 @@ def failures_table(rows: Sequence[Dict[str, object]]) -> str:
              '| model | method | pruning | fold | seed | error |',
              '| --- | --- | --- | --- | --- | --- |']
     for r in failed:
-        rate = '—' if r['method'] == 'dense' else f"{100 * float(r['amount']):g} %"
+        rate = '—' if _is_dense(r['method']) else f"{100 * float(r['amount']):g} %"
         error = str(r['error']).replace('|', '\\|').replace('\n', ' ')
         lines.append(f"| {r['model']} | {r['method']} | {rate} | {r['fold']} | "
                      f"{r['seed']} | {error} |")

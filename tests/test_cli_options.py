@@ -211,3 +211,20 @@ def test_sweep_writes_lines_not_bar_frames_outside_a_terminal(tmp_path, capsys):
                       ('stgcn-compact_mp_0.9_seed0', 'hard')):
         args = json.loads((out / 'runs' / run / 'metrics.json').read_text())['args']
         assert args['device'] == 'cpu' and args['tcmp_mode'] == mode
+
+
+def test_sweep_widths_reach_run_sweep(tmp_path, monkeypatch, capsys):
+    import tcmp_pyg.sweep as sweep
+
+    calls = []
+
+    def stop(dataset, root, out, **options):
+        calls.append(options)
+        raise RuntimeError('stopped before training')
+
+    monkeypatch.setattr(sweep, 'run_sweep', stop)
+    assert main(['sweep', '--dataset', 'synthetic', '--out', str(tmp_path),
+                 '--methods', 'dense', 'channel', '--widths', '1', '0.25',
+                 '--quiet']) == 1
+    assert calls[0]['widths'] == [1.0, 0.25]
+    assert calls[0]['methods'] == ['dense', 'channel']  # every METHOD_NAMES

@@ -260,3 +260,68 @@ def test_sbu_validation_split_and_trajectory_preset(sbu_root, tmp_path, capsys):
     assert main(['train', '--dataset', 'sbu', '--root', str(sbu_root),
                  '--val-fraction', '1.5', '--out', str(tmp_path / 'bad')]) == 1
     assert "'val_fraction' in (0, 1)" in capsys.readouterr().err
+
+
+def test_narrow_dense_rival_and_its_width(synthetic_run, tmp_path, capsys):
+    """`train --width` trains a narrow dense preset that checkpoints rebuild;
+    `width --like` finds the rivals of a pruned run."""
+    command, pruned, _ = synthetic_run
+    data = command[command.index('--root') + 1]
+    out = tmp_path / 'narrow'
+    assert main(['train', '--dataset', 'synthetic', '--root', data,
+                 '--num-samples', '60', '--num-frames', '12', '--epochs', '1',
+                 '--batch-size', '8', '--width', '0.25', '--out', str(out),
+                 '--threads', '1', '--quiet']) == 0
+    trained = capsys.readouterr().out
+    metrics = json.loads((out / 'metrics.json').read_text())
+    model = load_model(out / 'model.pt')
+    assert model.channels == (8, 8, 16, 16)
+    assert metrics['width'] == 0.25 and metrics['args']['width'] == 0.25
+    assert metrics['parameters'] == sum(p.numel() for p in model.parameters())
+    assert metrics['prunable_weights'] == connectivity(model).weights
+    assert main(['evaluate', '--checkpoint', str(out / 'model.pt')]) == 0
+    assert accuracy(capsys.readouterr().out) == accuracy(trained)
+
+    assert main(['width', '--like', str(pruned / 'model.pt')]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    kept = json.loads((pruned / 'metrics.json').read_text())['connectivity']['kept']
+    assert lines[0].startswith('stgcn-compact --width 0.')
+    assert lines[0].endswith(f' weights (target {kept:,})')
+    assert re.fullmatch(r'stgcn-compact --width 0\.\d+: [\d,]+ parameters '
+                        r'\(target [\d,]+\)', lines[1])
+    assert main(['width', '--params', '16500']) == 0  # SBU shapes by default
+    assert capsys.readouterr().out == \
+        'stgcn-compact --width 0.36: 16,494 parameters (target 16,500)\n'
+    assert main(['width', '--like', str(out / 'model.pt')]) == 1
+    assert 'was not pruned; give --params or --weights' in capsys.readouterr().err
+    assert main(['width', '--like', str(out / 'model.pt'), '--layout', 'ntu',
+                 '--params', '10']) == 1
+    assert '--layout: --like sets them' in capsys.readouterr().err
+    assert main(['train', '--dataset', 'synthetic', '--root', data,
+                 '--width', '0', '--out', str(tmp_path / 'bad'), '--quiet']) == 1
+    assert "'width' to be a positive number (got 0.0)" in capsys.readouterr().err
+
+
+def test_structured_channel_pruning_run(synthetic_run, tmp_path, capsys):
+    """`train --prune channel`: whole channels, no dead weight, and the
+    compacted model keeps exactly the kept weights."""
+    from tcmp_pyg.pruning import prunable_weights
+
+    command, _, _ = synthetic_run
+    data = command[command.index('--root') + 1]
+    out = tmp_path / 'channel'
+    assert main(['train', '--dataset', 'synthetic', '--root', data,
+                 '--num-samples', '60', '--num-frames', '12', '--epochs', '2',
+                 '--batch-size', '8', '--lr', '0.05', '--warmup', '1',
+                 '--prune', 'channel', '--amount', '0.9', '--out', str(out),
+                 '--threads', '1', '--quiet']) == 0
+    stdout = capsys.readouterr().out
+    totals = json.loads((out / 'metrics.json').read_text())['connectivity']
+    assert totals['kept'] <= round(0.1 * totals['weights'])
+    assert totals['kept'] > 0.09 * totals['weights']  # whole channels, close
+    assert totals['dead'] == 0 and totals['live'] == totals['kept']
+    assert f"kept {totals['kept']} of {totals['weights']} weights" in stdout
+    assert main(['compact', '--checkpoint', str(out / 'model.pt'),
+                 '--out', str(tmp_path / 'small.pt')]) == 0
+    small = load_model(tmp_path / 'small.pt')
+    assert sum(m.weight.numel() for _, m in prunable_weights(small)) == totals['kept']

@@ -11,9 +11,9 @@ from tcmp_pyg import load_model
 from tcmp_pyg.cli import main
 from tcmp_pyg.nn import prunable_weights
 from tcmp_pyg.pruning import magnitude_prune
-from tcmp_pyg.sweep import (CSV_COLUMNS, Combination, collect, failures_table,
-                            oneshot_methods, pruning_method, run_sweep,
-                            train_command, write_results)
+from tcmp_pyg.sweep import (CSV_COLUMNS, Combination, collect, combinations,
+                            failures_table, oneshot_methods, pruning_method,
+                            run_sweep, train_command, write_results)
 
 TRAIN_ARGS = ['--epochs', '1', '--num-samples', '40', '--num-frames', '8',
               '--batch-size', '8', '--lr', '0.05', '--warmup', '0']
@@ -183,3 +183,28 @@ def test_oneshot_run_is_not_started_when_its_dense_run_failed(tmp_path):
         [('dense', 'failed'), ('oneshot', 'failed')]
     assert rows[1]['error'] == 'not run: its dense run stgcn-compact_dense_seed0 failed'
     assert not (out / 'runs' / 'stgcn-compact_oneshot_0.9_seed0').exists()
+
+
+def test_dense_rivals_at_other_widths(tmp_path):
+    grid = combinations(['stgcn-compact'], ['dense', 'mp'], [0.9], [None], [0],
+                        widths=[1.0, 0.25])
+    assert [(c.label, c.width) for c in grid] == [
+        ('dense', 1.0), ('dense-w0.25', 0.25), ('mp', 1.0)]
+    assert grid[1].name == 'stgcn-compact_dense-w0.25_seed0'
+    assert train_command(grid[1], 'o', 'synthetic', None, [])[-2:] == ['--width', '0.25']
+    assert '--width' not in train_command(grid[0], 'o', 'synthetic', None, [])
+
+    out = tmp_path / 'sweep'
+    rows = run_sweep('synthetic', str(tmp_path / 'data'), str(out),
+                     models=['stgcn-compact'], methods=['dense'], amounts=[0.9],
+                     folds=[None], widths=[0.25], train_args=TRAIN_ARGS,
+                     progress=False)
+    (row,) = read_csv(out / 'results.csv')
+    assert rows[0]['method'] == row['method'] == 'dense-w0.25'
+    assert row['status'] == 'ok' and int(row['weights']) == int(row['kept']) > 0
+    assert int(row['weights']) < 116928 / 10  # the full-width preset's
+    assert '| stgcn-compact | dense-w0.25 | — | 1 |' in (out / 'results.md').read_text()
+    with pytest.raises(ValueError, match='either as widths .* or as a train'):
+        run_sweep('synthetic', None, str(out), models=['stgcn-compact'],
+                  methods=['dense'], amounts=[0.9], folds=[None], widths=[0.5],
+                  train_args=['--width=0.5'], progress=False)

@@ -5,7 +5,8 @@ of sequences of that layout (``batch.x: [B * M * V, T, C]``).
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence, Tuple
+import math
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -371,11 +372,36 @@ class AttentionGCN(_SkeletonModel):
 
 
 MODEL_NAMES = ('stgcn', 'stgcn-compact', 'attention-gcn', 'sahbi-gcn')
+STGCN_CHANNELS = (64, 64, 64, 64, 128, 128, 128, 256, 256, 256)
 COMPACT_CHANNELS = (32, 32, 64, 64)
 
 
+def scale_channels(channels: int, width: float) -> int:
+    r"""``channels * width`` rounded half up, at least 1 (the hidden channel
+    counts of a preset at ``width``)."""
+    return max(1, int(math.floor(channels * width + 0.5)))
+
+
+def _stgcn_preset(channels: Sequence[int], width: float) -> Dict[str, Any]:
+    # The strides are those of the full-width preset: rounding may make two
+    # narrow blocks equally wide where the preset grows (and halves the frames).
+    strides = [2 if i > 0 and c > channels[i - 1] else 1
+               for i, c in enumerate(channels)]
+    return dict(channels=[scale_channels(c, width) for c in channels],
+                strides=strides)
+
+
+def _check_width(width: float) -> float:
+    if (isinstance(width, bool) or not isinstance(width, (int, float))
+            or not math.isfinite(width) or width <= 0):
+        raise ValueError(f"Expected 'width' to be a positive number (got "
+                         f"{width!r})")
+    return float(width)
+
+
 def build_model(name: str, in_channels: int, num_classes: int,
-                layout: LayoutLike, *, num_frames: int = 32) -> _SkeletonModel:
+                layout: LayoutLike, *, num_frames: int = 32,
+                width: float = 1.0) -> _SkeletonModel:
     r"""Builds a named preset.
 
     - ``'stgcn'``: the standard 10-block ST-GCN.
@@ -391,19 +417,132 @@ def build_model(name: str, in_channels: int, num_classes: int,
       40 frames with its recipe's 12 input channels (joints, bones and their
       motion). Chosen on validation among widths, pooling and front ends
       (``benchmarks/RESULTS.md``, section 1); needs ``num_frames``.
+
+    ``width`` narrows (or widens) a preset into a dense rival of another size
+    ("Rethinking the value of network pruning", Liu et al., ICLR 2019): every
+    hidden channel count is multiplied by it and rounded half up, at least 1
+    (:func:`scale_channels`); the input channels, the classes, the depth, the
+    strides, the attention heads and the kernels stay those of the preset.
+    :func:`width_for_params` finds the width of a given size. The model
+    records its channel counts in :meth:`~_SkeletonModel.config`, so
+    checkpoints rebuild the narrow model.
+
+    Args:
+        name (str): One of :obj:`MODEL_NAMES`.
+        in_channels (int): Coordinates per joint.
+        num_classes (int): Number of classes.
+        layout (str or SkeletonLayout): The skeleton.
+        num_frames (int, optional): Frames per sequence (the trajectory
+            models). (default: :obj:`32`)
+        width (float, optional): Multiplier of the hidden channel counts.
+            (default: :obj:`1.0`, the preset itself)
     """
+    width = _check_width(width)
+    w = lambda c: scale_channels(c, width)  # noqa: E731
     if name == 'stgcn':
-        return STGCN(in_channels, num_classes, layout)
+        return STGCN(in_channels, num_classes, layout,
+                     **_stgcn_preset(STGCN_CHANNELS, width))
     if name == 'stgcn-compact':
-        return STGCN(in_channels, num_classes, layout, channels=COMPACT_CHANNELS,
-                     dropout=0.2)
+        return STGCN(in_channels, num_classes, layout, dropout=0.2,
+                     **_stgcn_preset(COMPACT_CHANNELS, width))
     if name == 'attention-gcn':
-        return AttentionGCN(in_channels, num_classes, layout, num_frames=num_frames)
+        return AttentionGCN(in_channels, num_classes, layout, num_frames=num_frames,
+                            head_channels=w(16), hidden_channels=w(256))
     if name == 'sahbi-gcn':
         from tcmp_pyg.nn.trajectory import TrajectoryGCN
         return TrajectoryGCN(in_channels, num_classes, layout, num_frames=num_frames,
-                             hidden_channels=24, temporal_channels=16)
+                             channels=(w(8), w(8), w(8)), hidden_channels=w(24),
+                             temporal_channels=w(16))
     raise ValueError(f"Unknown model '{name}' (expected one of {MODEL_NAMES})")
+
+
+MODEL_SIZES = ('parameters', 'weights')
+
+
+def model_size(model: nn.Module, count: str = 'parameters') -> int:
+    r"""The size of a dense model: every parameter (``'parameters'``, what
+    :func:`~tcmp_pyg.pruning.count_parameters` counts, e.g. of a compacted
+    model) or its prunable weights only (``'weights'``, what a pruning
+    method's budget counts, e.g. the weights TCMP keeps)."""
+    from tcmp_pyg.nn.prunable import prunable_weights
+    if count == 'parameters':
+        return sum(p.numel() for p in model.parameters())
+    if count == 'weights':
+        return sum(m.weight.numel() for _, m in prunable_weights(model))
+    raise ValueError(f"Expected 'count' to be one of {MODEL_SIZES} (got "
+                     f"{count!r})")
+
+
+def width_for_params(name: str, target: int, in_channels: int, num_classes: int,
+                     layout: LayoutLike, *, num_frames: int = 32,
+                     count: str = 'parameters', max_width: float = 4.0) -> float:
+    r"""The width of preset ``name`` whose dense size is closest to ``target``:
+    the matched-size rival of a pruned model (as many prunable weights as a
+    mask keeps with ``count='weights'``, as many parameters as a compacted
+    model with ``count='parameters'``).
+
+    The size is a step function of the width (channel counts are rounded),
+    non-decreasing; a bisection finds the step where it crosses ``target``,
+    and of the two sizes around the crossing the closer one wins (the
+    smaller on a tie). The width returned is the shortest decimal (at most 6
+    digits) inside that step, e.g. ``0.25`` rather than ``0.2513``.
+
+    Args:
+        name (str): One of :obj:`MODEL_NAMES`.
+        target (int): The size to match.
+        in_channels, num_classes, layout, num_frames: As for
+            :func:`build_model` (the size depends on them).
+        count (str, optional): ``'parameters'`` or ``'weights'``
+            (see :func:`model_size`). (default: :obj:`'parameters'`)
+        max_width (float, optional): Widest width tried. (default: :obj:`4.0`)
+
+    Returns:
+        The width; ``build_model(..., width=w)`` has the closest size (at the
+        smallest width every hidden layer has one channel, and at
+        ``max_width`` the search stops).
+    """
+    if isinstance(target, bool) or not isinstance(target, int) or target < 1:
+        raise ValueError(f"Expected 'target' to be a positive int (got "
+                         f"{target!r})")
+    max_width = _check_width(max_width)
+
+    def size(w: float) -> int:
+        return model_size(build_model(name, in_channels, num_classes, layout,
+                                      num_frames=num_frames, width=w), count)
+
+    lo = 1e-6  # every hidden channel count is 1
+    if size(lo) >= target:
+        return _shortest(lo, size, size(lo), up=True)
+    hi = max_width
+    if size(hi) < target:
+        return hi
+    # Invariant: size(lo) < target <= size(hi). Steps are at least
+    # 1 / (2 * c1 * c2) apart for channel counts c1, c2: 1e-9 separates them.
+    while hi - lo > 1e-9:
+        mid = (lo + hi) / 2
+        if size(mid) < target:
+            lo = mid
+        else:
+            hi = mid
+    below, above = size(lo), size(hi)
+    if target - below <= above - target:
+        return _shortest(lo, size, below, up=False)
+    return _shortest(hi, size, above, up=True)
+
+
+def _shortest(w: float, size: Callable[[float], int], expected: int,
+              up: bool) -> float:
+    """The shortest decimal near ``w`` (on the side of its step) with the
+    same size."""
+    for digits in range(1, 7):
+        step = 10.0 ** -digits
+        # Towards the inside of the step: up from its lower end, down from
+        # its upper end.
+        c = (math.ceil(w / step) if up else math.floor(w / step)) * step
+        c = round(c, digits)
+        if c > 0 and size(c) == expected:
+            return c
+    return w
 
 
 def model_from_config(class_name: str, config: Dict[str, Any]) -> _SkeletonModel:

@@ -17,6 +17,7 @@ from tcmp_pyg.pruning.magnitude import (EffectivePruning, MagnitudePruning,
 from tcmp_pyg.pruning.compact import compact, count_macs, count_parameters
 from tcmp_pyg.pruning.synflow import SynFlow, synflow_masks, synflow_scores
 from tcmp_pyg.pruning.tcmp import TCMP
+from tcmp_pyg.pruning.structured import ChannelPruning, channel_units
 from tcmp_pyg.pruning.connectivity import LayerView, channel_flow_of
 from tcmp_pyg.pruning.torch_prune import (PrunableConv1d, PrunableConv2d,
                                           PrunableConv3d, PrunableLinear,
@@ -33,11 +34,12 @@ __all__ = [
     'coverage_weights',
     'LayerView', 'channel_flow_of', 'PrunableConv1d', 'PrunableConv2d',
     'PrunableConv3d', 'PrunableLinear', 'from_torch_prune', 'to_torch_prune',
-    'SynFlow', 'synflow_masks', 'synflow_scores',
+    'SynFlow', 'synflow_masks', 'synflow_scores', 'ChannelPruning',
+    'channel_units',
 ]
 
 METHOD_NAMES = ('mp', 'random', 'mp-effective', 'tcmp', 'mp-layer', 'mp-erk',
-                'mp-lamp', 'synflow')
+                'mp-lamp', 'synflow', 'channel')
 # Gradual magnitude pruning under each allocation (tcmp_pyg.pruning.allocation).
 _MP_ALLOCATIONS = {'mp': 'global', 'mp-layer': 'layer', 'mp-erk': 'erk',
                    'mp-lamp': 'lamp'}
@@ -63,5 +65,7 @@ def make_pruner(name: str, model, amount, *, tcmp_mode: str = 'hard',
     if name == 'synflow':  # pruned at initialisation: no schedule
         return SynFlow(model, amount, iterations=synflow_iterations,
                        keep_dense=keep_dense)
+    if name == 'channel':
+        return ChannelPruning(model, amount, **schedule)
     raise ValueError(f"Unknown pruning method '{name}' (expected one of "
                      f"{METHOD_NAMES})")
