@@ -476,6 +476,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 1
     if not DistributedContext.current().is_main:
         return 0  # rank 0 reports
+    cost = _record_cost(model, test_ds, args.out)
     if result.resumed_from == result.epochs:
         print(f'{args.out} holds a finished run ({result.epochs} epochs); not '
               f'trained again')
@@ -491,8 +492,36 @@ def _cmd_train(args: argparse.Namespace) -> int:
         c = result.connectivity
         print(f"kept {c['kept']} of {c['weights']} weights, {c['live']} live, "
               f"{c['dead']} dead")
+    compacted = ('no compacted model (disconnected)' if cost['compact_params'] is None
+                 else f"compacted: {cost['compact_params']:,} parameters, "
+                      f"{cost['compact_macs']:,} MACs per sequence")
+    print(f"parameters: {cost['params']:,} ({cost['nonzero_params']:,} nonzero), "
+          f"{cost['macs']:,} MACs per sequence; {compacted}")
     print(f'run folder: {args.out}')
     return 0
+
+
+def _record_cost(model, test_ds, out: str) -> dict:
+    """Adds the run's costs (:func:`~tcmp_pyg.pruning.compact.model_cost` on
+    one test sequence) to its ``metrics.json`` as ``cost``; returns them."""
+    import json
+
+    from torch_geometric.data import Batch
+
+    from tcmp_pyg.checkpoint import atomic_write
+    from tcmp_pyg.pruning.compact import model_cost
+
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    cost = model_cost(model, Batch.from_data_list([test_ds[0]]).to(device))
+    model.train(was_training)
+    path = os.path.join(out, 'metrics.json')
+    with open(path) as f:
+        metrics = json.load(f)
+    metrics['cost'] = cost
+    atomic_write(path, json.dumps(metrics, indent=1) + '\n')
+    return cost
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
