@@ -851,6 +851,9 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument('--device', default=None,
                    help="device of every run: 'cpu', 'cuda', 'cuda:1', ... "
                         '(default: as tcmp-pyg train)')
+    p.add_argument('--interval', default='t', choices=('t', 'bootstrap'),
+                   help='95 %% intervals of the results and of the paired '
+                   'comparisons: Student-t or percentile bootstrap (default: t)')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     p.set_defaults(func=_cmd_sweep)
 
@@ -888,7 +891,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         rows = run_sweep(args.dataset, args.root, args.out, models=args.model,
                          methods=args.methods, amounts=args.amounts,
                          folds=args.folds or [None], seeds=args.seeds,
-                         train_args=train_args, progress=not args.quiet, **options)
+                         train_args=train_args, progress=not args.quiet,
+                         interval=args.interval, **options)
     except (ImportError, ValueError, ConnectionError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
@@ -897,8 +901,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         return 1
     with open(os.path.join(args.out, 'results.md')) as f:
         print(f.read())
-    print(f'{len(rows)} runs; results in {args.out}/results.csv, results.md and '
-          f'accuracy_vs_rate.png')
+    print(f'{len(rows)} runs; results in {args.out}/results.csv, comparisons.csv, '
+          f'results.md and accuracy_vs_rate.png'
+          + (', accuracy_vs_cost.png' if os.path.exists(
+              os.path.join(args.out, 'accuracy_vs_cost.png')) else ''))
     failed = [r for r in rows if r['status'] == 'failed']
     if failed:
         print(f'error: {len(failed)} of {len(rows)} sweep runs failed (see the '
