@@ -465,8 +465,15 @@ def t_interval(values: Sequence[float], confidence: float = 0.95
 def bootstrap_interval(values: Sequence[float], confidence: float = 0.95, *,
                        resamples: int = 10000, seed: int = 0
                        ) -> Tuple[float, float, float]:
-    r"""Mean of ``values`` and the percentile bootstrap interval of the mean
-    (``resamples`` resamples with replacement, seeded).
+    r"""Mean of ``values`` and the percentile bootstrap interval of the mean:
+    the :math:`(1 \mp c) / 2` quantiles of the means of ``resamples``
+    resamples with replacement (seeded, so the table is reproducible).
+
+    Args:
+        values (Sequence[float]): At least one value.
+        confidence (float, optional): Coverage :math:`c`. (default: :obj:`0.95`)
+        resamples (int, optional): (default: :obj:`10000`)
+        seed (int, optional): (default: :obj:`0`)
 
     Returns:
         ``(mean, low, high)``; NaN bounds for fewer than two values.
@@ -476,6 +483,9 @@ def bootstrap_interval(values: Sequence[float], confidence: float = 0.95, *,
     n = len(values)
     if n == 0:
         raise ValueError('bootstrap_interval: expected at least one value (got none)')
+    if not 0 < confidence < 1:
+        raise ValueError(f"bootstrap_interval: expected 'confidence' in (0, 1) "
+                         f"(got {confidence})")
     x = np.asarray(values, dtype=float)
     if n < 2:
         return float(x.mean()), math.nan, math.nan
@@ -563,8 +573,8 @@ def markdown_table(summary: Sequence[Dict[str, object]],
     """The results table: one row per (model, method, rate) with n (runs),
     the mean test accuracy ± std, its confidence interval, the sparsities,
     dead weights and costs ('—' where unknown)."""
-    ci = f'{100 * confidence:g} % interval'
-    lines = ['| model | method | pruning | runs | test accuracy (%) | '
+    ci = f'{100 * confidence:g} % interval of the mean'
+    lines = ['| model | method | pruning | runs | test accuracy (%, mean ± std) | '
              f'{ci} | nominal sparsity | effective sparsity | dead weights | '
              'nonzero params | compacted params | compacted MACs |',
              '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |']

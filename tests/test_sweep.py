@@ -229,8 +229,8 @@ def test_results_markdown_states_n_intervals_and_the_comparisons(tmp_path):
     assert tcmp['nonzero_params'] is None  # no run records costs
 
     table = markdown_table(summarize(grid_rows())).splitlines()
-    assert table[0] == ('| model | method | pruning | runs | test accuracy (%) | '
-                        '95 % interval | nominal sparsity | effective sparsity | '
+    assert table[0] == ('| model | method | pruning | runs | test accuracy (%, mean '
+                        '± std) | 95 % interval of the mean | nominal sparsity | effective sparsity | '
                         'dead weights | nonzero params | compacted params | '
                         'compacted MACs |')
     assert '| m | tcmp | 99 % | 4 | 75.0 ± 12.9 | [54.5, 95.5] | 99.00 % | ' \
@@ -313,3 +313,31 @@ def test_an_older_results_csv_still_summarises(tmp_path):
     assert '| m | tcmp | 99 % | 4 | 75.0 ± 12.9 | [54.5, 95.5] |' in \
         markdown_table(summarize(rows))
     assert by_pair(compare(rows))[(0.99, 'tcmp', 'mp')]['pairs'] == 2
+
+
+def test_cli_sweep_prints_the_comparisons_after_the_results(tmp_path, capsys):
+    """Finished runs are not trained again: a sweep over written metrics only
+    summarises them."""
+    out = tmp_path / 'sweep'
+    accuracy = {'dense': 0.9, 'mp': 0.5, 'tcmp': 0.7}
+    for combo in [Combination('stgcn-compact', method, amount, fold, 0)
+                  for method, amount in (('dense', 0.0), ('mp', 0.99), ('tcmp', 0.99))
+                  for fold in (1, 2, 3)]:
+        write_metrics(out, combo, test_accuracy=accuracy[combo.method] + combo.fold / 100,
+                      epochs=1)
+    base = ['sweep', '--dataset', 'synthetic', '--out', str(out), '--methods',
+            'dense', 'mp', 'tcmp', '--folds', '1', '2', '3', '--quiet']
+    assert main(base + ['--interval', 'bootstrap']) == 0
+    printed = capsys.readouterr().out
+    assert printed.index('| stgcn-compact | tcmp | 99 % | 3 | 72.0 ± 1.0 |') < \
+        printed.index('95 % interval (percentile bootstrap).') < \
+        printed.index('| stgcn-compact | 99 % | tcmp | mp (best rival) | 3 | +20.0 | '
+                      '[+20.0, +20.0] |')
+    assert 'results.csv, comparisons.csv, results.md' in printed
+    assert main(base) == 0  # the t interval by default
+    assert '| stgcn-compact | 99 % | mp | dense | 3 | -40.0 | [-40.0, -40.0] |' in \
+        capsys.readouterr().out
+    with pytest.raises(ValueError, match="expected 'interval' to be one of"):
+        run_sweep('synthetic', None, str(tmp_path / 'other'), models=['stgcn-compact'],
+                  methods=['dense'], amounts=[0.9], folds=[None], interval='normal')
+    assert not (tmp_path / 'other').exists()
