@@ -528,6 +528,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 1
     if not DistributedContext.current().is_main:
         return 0  # rank 0 reports
+    cost = _record_cost(model, test_ds, args.out)
     if result.resumed_from == result.epochs:
         print(f'{args.out} holds a finished run ({result.epochs} epochs); not '
               f'trained again')
@@ -544,8 +545,36 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"kept {c['kept']} of {c['weights']} weights, {c['live']} live, "
               f"{c['dead']} dead, {c['reachable_outputs']} of "
               f"{c['num_outputs']} outputs reachable")
+    compacted = ('no compacted model (disconnected)' if cost['compact_params'] is None
+                 else f"compacted: {cost['compact_params']:,} parameters, "
+                      f"{cost['compact_macs']:,} MACs per sequence")
+    print(f"parameters: {cost['params']:,} ({cost['nonzero_params']:,} nonzero), "
+          f"{cost['macs']:,} MACs per sequence; {compacted}")
     print(f'run folder: {args.out}')
     return 0
+
+
+def _record_cost(model, test_ds, out: str) -> dict:
+    """Adds the run's costs (:func:`~tcmp_pyg.pruning.compact.model_cost` on
+    one test sequence) to its ``metrics.json`` as ``cost``; returns them."""
+    import json
+
+    from torch_geometric.data import Batch
+
+    from tcmp_pyg.checkpoint import atomic_write
+    from tcmp_pyg.pruning.compact import model_cost
+
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    cost = model_cost(model, Batch.from_data_list([test_ds[0]]).to(device))
+    model.train(was_training)
+    path = os.path.join(out, 'metrics.json')
+    with open(path) as f:
+        metrics = json.load(f)
+    metrics['cost'] = cost
+    atomic_write(path, json.dumps(metrics, indent=1) + '\n')
+    return cost
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
@@ -891,6 +920,9 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
                    help='layers every pruned run keeps dense (tcmp-pyg train '
                         '--keep-dense; dense runs ignore it). Run names do not '
                         'show it: give such a sweep its own --out')
+    p.add_argument('--interval', default='t', choices=('t', 'bootstrap'),
+                   help='95 %% intervals of the results and of the paired '
+                   'comparisons: Student-t or percentile bootstrap (default: t)')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     p.set_defaults(func=_cmd_sweep)
 
@@ -931,7 +963,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                          methods=args.methods, amounts=args.amounts,
                          folds=args.folds or [None], seeds=args.seeds,
                          widths=args.widths, train_args=train_args,
-                         progress=not args.quiet,
+                         progress=not args.quiet, interval=args.interval,
                          finetune_epochs=args.finetune_epochs, **options)
     except (ImportError, ValueError, ConnectionError) as e:
         print(f'error: {e}', file=sys.stderr)
@@ -941,8 +973,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         return 1
     with open(os.path.join(args.out, 'results.md')) as f:
         print(f.read())
-    print(f'{len(rows)} runs; results in {args.out}/results.csv, results.md and '
-          f'accuracy_vs_rate.png')
+    print(f'{len(rows)} runs; results in {args.out}/results.csv, comparisons.csv, '
+          f'results.md and accuracy_vs_rate.png'
+          + (', accuracy_vs_cost.png' if os.path.exists(
+              os.path.join(args.out, 'accuracy_vs_cost.png')) else ''))
     failed = [r for r in rows if r['status'] == 'failed']
     if failed:
         print(f'error: {len(failed)} of {len(rows)} sweep runs failed (see the '

@@ -24,17 +24,26 @@ import sys
 import time
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from tqdm import tqdm
 
 from tcmp_pyg.cli import train_args_for
 
-# status: 'ok', or 'failed' with the error (and no accuracy).
+# The costs of a run (``metrics.json``'s ``cost``, see
+# tcmp_pyg.pruning.model_cost): parameters and MACs per sequence of the masked
+# model, its nonzero parameters, and those of its compacted model.
+COST_COLUMNS = ('params', 'nonzero_params', 'macs', 'compact_params', 'compact_macs')
+
+# status: 'ok', or 'failed' with the error (and no accuracy). New columns go
+# at the end, so that older results.csv files keep their meaning.
 CSV_COLUMNS = ('model', 'method', 'amount', 'fold', 'seed', 'status', 'test_accuracy',
                'nominal_sparsity', 'effective_sparsity', 'weights', 'kept', 'live',
-               'dead', 'reachable_outputs', 'num_outputs', 'epochs', 'train_time_s',
-               'error')
+               'dead', 'epochs', 'train_time_s', 'error', 'reachable_outputs',
+               'num_outputs') + COST_COLUMNS
+
+COMPARISON_COLUMNS = ('model', 'amount', 'method', 'versus', 'versus_role', 'pairs',
+                      'mean_difference', 'low', 'high', 'interval', 'confidence')
 
 
 LAUNCHERS = ('local', 'ray')
@@ -209,9 +218,11 @@ def run_sweep(dataset: str, root: Optional[str], out: str, *,
               progress: bool = True, launcher: str = 'local',
               address: Optional[str] = None, cpus_per_run: Optional[float] = None,
               gpus_per_run: Optional[float] = None,
-              finetune_epochs: Optional[int] = None) -> List[Dict[str, object]]:
+              finetune_epochs: Optional[int] = None,
+              interval: str = 't') -> List[Dict[str, object]]:
     r"""Runs the grid (skipping finished runs) and writes ``results.csv``,
-    ``results.md`` and ``accuracy_vs_rate.png`` into ``out``.
+    ``comparisons.csv``, ``results.md`` and the plots into ``out`` (see
+    :func:`write_results`).
 
     A run that fails (its process exits non-zero or is killed) is started
     once more, resuming from its checkpoint; if it fails again it is reported
@@ -255,11 +266,16 @@ def run_sweep(dataset: str, root: Optional[str], out: str, *,
             names a device. Ray only. (default: :obj:`0`)
         finetune_epochs (int, optional): Epochs of the one-shot runs.
             (default: the ``--epochs`` of ``train_args``, else the recipe's)
+        interval (str, optional): The 95 % intervals of the tables: ``'t'``
+            (Student-t) or ``'bootstrap'`` (percentile). (default: :obj:`'t'`)
 
     Returns:
         One row per run (the CSV rows); failed runs have ``status ==
         'failed'``, an ``error`` and no accuracy.
     """
+    if interval not in INTERVALS:
+        raise ValueError(f"run_sweep: expected 'interval' to be one of "
+                         f"{INTERVALS} (got {interval!r})")
     if launcher not in LAUNCHERS:
         raise ValueError(f"run_sweep: expected 'launcher' to be one of {LAUNCHERS} "
                          f"(got {launcher!r})")
@@ -301,7 +317,7 @@ def run_sweep(dataset: str, root: Optional[str], out: str, *,
     finally:
         bar.close()
     rows = collect(out, grid, failures)
-    write_results(out, rows, elapsed=time.time() - start)
+    write_results(out, rows, elapsed=time.time() - start, interval=interval)
     return rows
 
 
@@ -532,8 +548,9 @@ def collect(out: str, grid: Sequence[Combination],
             name; those runs get a row with ``status == 'failed'``.
 
     Returns:
-        One row per finished or failed run; runs that are neither are left
-        out.
+        One row per finished or failed run (:obj:`CSV_COLUMNS`); runs that
+        are neither are left out. A ``metrics.json`` without ``cost``
+        (written before costs were recorded) leaves the cost columns empty.
     """
     failures = failures or {}
     rows = []
@@ -558,8 +575,16 @@ def collect(out: str, grid: Sequence[Combination],
                          reachable_outputs=conn.get('reachable_outputs', ''),
                          num_outputs=conn.get('num_outputs', ''),
                          epochs=m.get('epochs', ''),
-                         train_time_s=m.get('train_time_s', ''), error=''))
+                         train_time_s=m.get('train_time_s', ''), error='',
+                         **_costs(m)))
     return rows
+
+
+def _costs(metrics: Mapping[str, object]) -> Dict[str, object]:
+    # Runs trained before costs were recorded (or whose pruned model could
+    # not be compacted: disconnected) leave the cells empty.
+    cost = metrics.get('cost') or {}
+    return {c: '' if cost.get(c) is None else cost[c] for c in COST_COLUMNS}
 
 
 def _finished(rows: Sequence[Dict[str, object]]) -> List[Dict[str, object]]:
@@ -578,21 +603,133 @@ def _mean_std(values: Sequence[float]) -> tuple:
     return mean, std
 
 
-def summarize(rows: Sequence[Dict[str, object]]) -> List[Dict[str, object]]:
-    """Mean and standard deviation over folds and seeds per (model, method,
-    amount), over the finished runs (failed runs are left out)."""
+INTERVALS = ('t', 'bootstrap')
+
+
+def t_interval(values: Sequence[float], confidence: float = 0.95
+               ) -> Tuple[float, float, float]:
+    r"""Mean of ``values`` and the Student-t confidence interval of the mean,
+
+    .. math::
+        \bar{x} \pm t_{(1 + c) / 2,\, n - 1} \, s / \sqrt{n},
+
+    with :math:`s` the sample standard deviation.
+
+    Args:
+        values (Sequence[float]): At least one value.
+        confidence (float, optional): Coverage :math:`c`. (default: :obj:`0.95`)
+
+    Returns:
+        ``(mean, low, high)``; ``low`` and ``high`` are NaN for fewer than two
+        values (no spread to estimate).
+    """
+    from scipy.stats import t  # scipy comes with scikit-learn
+
+    n = len(values)
+    if n == 0:
+        raise ValueError('t_interval: expected at least one value (got none)')
+    if not 0 < confidence < 1:
+        raise ValueError(f"t_interval: expected 'confidence' in (0, 1) (got "
+                         f"{confidence})")
+    mean, std = _mean_std([float(v) for v in values])
+    if n < 2:
+        return mean, math.nan, math.nan
+    half = float(t.ppf((1 + confidence) / 2, n - 1)) * std / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def bootstrap_interval(values: Sequence[float], confidence: float = 0.95, *,
+                       resamples: int = 10000, seed: int = 0
+                       ) -> Tuple[float, float, float]:
+    r"""Mean of ``values`` and the percentile bootstrap interval of the mean:
+    the :math:`(1 \mp c) / 2` quantiles of the means of ``resamples``
+    resamples with replacement (seeded, so the table is reproducible).
+
+    Args:
+        values (Sequence[float]): At least one value.
+        confidence (float, optional): Coverage :math:`c`. (default: :obj:`0.95`)
+        resamples (int, optional): (default: :obj:`10000`)
+        seed (int, optional): (default: :obj:`0`)
+
+    Returns:
+        ``(mean, low, high)``; NaN bounds for fewer than two values.
+    """
+    import numpy as np
+
+    n = len(values)
+    if n == 0:
+        raise ValueError('bootstrap_interval: expected at least one value (got none)')
+    if not 0 < confidence < 1:
+        raise ValueError(f"bootstrap_interval: expected 'confidence' in (0, 1) "
+                         f"(got {confidence})")
+    x = np.asarray(values, dtype=float)
+    if n < 2:
+        return float(x.mean()), math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, n, size=(resamples, n))].mean(axis=1)
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(means, [alpha, 1 - alpha])
+    return float(x.mean()), float(low), float(high)
+
+
+def mean_interval(values: Sequence[float], interval: str = 't',
+                  confidence: float = 0.95) -> Tuple[float, float, float]:
+    """``(mean, low, high)`` by :func:`t_interval` (``interval='t'``) or
+    :func:`bootstrap_interval` (``interval='bootstrap'``)."""
+    if interval == 't':
+        return t_interval(values, confidence)
+    if interval == 'bootstrap':
+        return bootstrap_interval(values, confidence)
+    raise ValueError(f"Expected 'interval' to be one of {INTERVALS} (got {interval!r})")
+
+
+def _number(value: object) -> Optional[float]:
+    # A CSV cell or metrics value: '' or None (not recorded) -> None.
+    if value is None or value == '':
+        return None
+    return float(value)
+
+
+def _mean_of(rows: Sequence[Dict[str, object]], key: str) -> Optional[float]:
+    """Mean of a column over the rows that record it (None if none does)."""
+    values = [v for v in (_number(r.get(key)) for r in rows) if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def summarize(rows: Sequence[Dict[str, object]], *, interval: str = 't',
+              confidence: float = 0.95) -> List[Dict[str, object]]:
+    """Per (model, method, amount), over the finished runs (folds and seeds;
+    failed runs are left out): the number of runs, the mean test accuracy
+    with its standard deviation and confidence interval, the mean
+    sparsities and dead weights, and the mean costs (``None`` where no run
+    records them: runs trained before costs were written).
+
+    Args:
+        rows: The sweep's rows (see :func:`collect`, or ``results.csv``).
+        interval (str, optional): ``'t'`` or ``'bootstrap'`` (see
+            :func:`mean_interval`). (default: :obj:`'t'`)
+        confidence (float, optional): (default: :obj:`0.95`)
+
+    Returns:
+        One dict per group (``runs``, ``acc_mean``, ``acc_std``, ``acc_low``,
+        ``acc_high``, ``nominal``, ``effective``, ``dead``, and the
+        :obj:`COST_COLUMNS`), sorted by model, amount and method.
+    """
     groups: Dict[tuple, List[Dict[str, object]]] = {}
     for r in _finished(rows):
         groups.setdefault((r['model'], r['method'], float(r['amount'])), []).append(r)
     out = []
     for (model, method, amount), rs in sorted(groups.items(),
                                                key=lambda kv: (kv[0][0], kv[0][2], kv[0][1])):
-        acc = _mean_std([float(r['test_accuracy']) for r in rs])
+        accs = [float(r['test_accuracy']) for r in rs]
+        _, std = _mean_std(accs)
+        mean, low, high = mean_interval(accs, interval, confidence)
         out.append(dict(model=model, method=method, amount=amount, runs=len(rs),
-                        acc_mean=acc[0], acc_std=acc[1],
+                        acc_mean=mean, acc_std=std, acc_low=low, acc_high=high,
                         nominal=_mean_std([float(r['nominal_sparsity']) for r in rs])[0],
                         effective=_mean_std([float(r['effective_sparsity']) for r in rs])[0],
-                        dead=_mean_std([float(r['dead'] or 0) for r in rs])[0]))
+                        dead=_mean_std([float(r['dead'] or 0) for r in rs])[0],
+                        **{c: _mean_of(rs, c) for c in COST_COLUMNS}))
     return out
 
 
@@ -600,16 +737,129 @@ def _is_dense(method: object) -> bool:
     return method == 'dense' or str(method).startswith('dense-w')
 
 
-def markdown_table(summary: Sequence[Dict[str, object]]) -> str:
-    lines = ['| model | method | pruning | runs | test accuracy (%) | nominal sparsity | '
-             'effective sparsity | dead weights |',
-             '| --- | --- | --- | --- | --- | --- | --- | --- |']
+def _pct_interval(low: float, high: float, sign: bool = False) -> str:
+    if math.isnan(low):
+        return '—'
+    f = '+.1f' if sign else '.1f'
+    return f'[{100 * low:{f}}, {100 * high:{f}}]'
+
+
+def _count(value: Optional[float]) -> str:
+    return '—' if value is None else f'{value:,.0f}'
+
+
+def markdown_table(summary: Sequence[Dict[str, object]],
+                   confidence: float = 0.95) -> str:
+    """The results table: one row per (model, method, rate) with n (runs),
+    the mean test accuracy ± std, its confidence interval, the sparsities,
+    dead weights and costs ('—' where unknown)."""
+    ci = f'{100 * confidence:g} % interval of the mean'
+    lines = ['| model | method | pruning | runs | test accuracy (%, mean ± std) | '
+             f'{ci} | nominal sparsity | effective sparsity | dead weights | '
+             'nonzero params | compacted params | compacted MACs |',
+             '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |']
     for s in summary:
         rate = '—' if _is_dense(s['method']) else f"{100 * s['amount']:g} %"
         lines.append(f"| {s['model']} | {s['method']} | {rate} | {s['runs']} | "
                      f"{100 * s['acc_mean']:.1f} ± {100 * s['acc_std']:.1f} | "
+                     f"{_pct_interval(s['acc_low'], s['acc_high'])} | "
                      f"{100 * s['nominal']:.2f} % | {100 * s['effective']:.2f} % | "
-                     f"{s['dead']:.0f} |")
+                     f"{s['dead']:.0f} | {_count(s.get('nonzero_params'))} | "
+                     f"{_count(s.get('compact_params'))} | "
+                     f"{_count(s.get('compact_macs'))} |")
+    return '\n'.join(lines) + '\n'
+
+
+def _pairs(rows: Sequence[Dict[str, object]]) -> Dict[tuple, float]:
+    """``{(fold, seed): accuracy}`` of finished runs (fold as text: '' for
+    datasets without folds, and the same key read back from a CSV)."""
+    return {(str(r['fold']), str(r['seed'])): float(r['test_accuracy']) for r in rows}
+
+
+def compare(rows: Sequence[Dict[str, object]], *, interval: str = 't',
+            confidence: float = 0.95) -> List[Dict[str, object]]:
+    r"""Paired differences of test accuracy between methods at the same rate.
+
+    For each model and rate, every pruning method is compared with
+
+    - its *best rival*: among the other pruning methods (not ``dense``) run at
+      that rate, the one with the highest mean test accuracy over its
+      finished runs (ties: the first name in alphabetical order); and
+    - ``dense``, the unpruned model, if the sweep has it.
+
+    A difference is paired over the ``(fold, seed)`` pairs where both runs
+    finished: its mean and confidence interval are those of
+    :math:`\mathrm{acc}_\text{method} - \mathrm{acc}_\text{versus}` over
+    those pairs, so fold difficulty and the seed cancel out.
+
+    Args:
+        rows: The sweep's rows (see :func:`collect`, or ``results.csv``).
+        interval (str, optional): ``'t'`` (Student-t) or ``'bootstrap'``
+            (percentile) interval. (default: :obj:`'t'`)
+        confidence (float, optional): (default: :obj:`0.95`)
+
+    Returns:
+        One dict per comparison (:obj:`COMPARISON_COLUMNS`; ``versus_role``
+        is ``'best rival'`` or ``'dense'``; ``pairs`` is n; the difference
+        and its bounds are fractions, NaN bounds for fewer than two pairs and
+        a NaN mean for none), sorted by model, rate and method, the rival
+        first.
+    """
+    by_group: Dict[tuple, List[Dict[str, object]]] = {}
+    for r in _finished(rows):
+        by_group.setdefault((r['model'], r['method'], float(r['amount'])), []).append(r)
+    out: List[Dict[str, object]] = []
+    for model in sorted({k[0] for k in by_group}):
+        dense = by_group.get((model, 'dense', 0.0))
+        # Narrow dense rivals (dense-wX) are not pruning methods at a rate.
+        rates = sorted({k[2] for k in by_group if k[0] == model and not _is_dense(k[1])})
+        for rate in rates:
+            runs = {k[1]: _pairs(v) for k, v in by_group.items()
+                    if k[0] == model and k[2] == rate and not _is_dense(k[1])}
+            means = {m: sum(acc.values()) / len(acc) for m, acc in runs.items()}
+            for method in sorted(runs):
+                versus = []
+                rivals = sorted((m for m in runs if m != method),
+                                key=lambda m: (-means[m], m))
+                if rivals:
+                    versus.append((rivals[0], 'best rival', runs[rivals[0]]))
+                if dense is not None:
+                    versus.append(('dense', 'dense', _pairs(dense)))
+                for other, role, other_acc in versus:
+                    common = sorted(set(runs[method]) & set(other_acc))
+                    diffs = [runs[method][p] - other_acc[p] for p in common]
+                    mean, low, high = (mean_interval(diffs, interval, confidence) if diffs
+                                       else (math.nan, math.nan, math.nan))
+                    out.append(dict(model=model, amount=rate, method=method,
+                                    versus=other, versus_role=role,
+                                    pairs=len(common), mean_difference=mean,
+                                    low=low, high=high, interval=interval,
+                                    confidence=confidence))
+    return out
+
+
+def comparisons_table(comparisons: Sequence[Dict[str, object]]) -> str:
+    """Markdown table of :func:`compare`'s rows ('' if there are none):
+    differences in percentage points, n pairs, '—' for an interval from
+    fewer than two pairs."""
+    if not comparisons:
+        return ''
+    c0 = comparisons[0]
+    kind = 'Student-t' if c0['interval'] == 't' else 'percentile bootstrap'
+    ci = f"{100 * float(c0['confidence']):g} % interval"
+    lines = ['Paired differences of test accuracy (percentage points): each '
+             'method minus the best rival at its rate (the other pruning method '
+             'with the highest mean accuracy there) and minus dense, over the '
+             f'(fold, seed) pairs where both finished; {ci} ({kind}).', '',
+             f'| model | pruning | method | minus | pairs | mean difference | {ci} |',
+             '| --- | --- | --- | --- | --- | --- | --- |']
+    for c in comparisons:
+        versus = c['versus'] + (' (best rival)' if c['versus_role'] == 'best rival' else '')
+        mean = float(c['mean_difference'])
+        diff = '—' if math.isnan(mean) else f'{100 * mean:+.1f}'
+        lines.append(f"| {c['model']} | {100 * float(c['amount']):g} % | {c['method']} | "
+                     f"{versus} | {c['pairs']} | {diff} | "
+                     f"{_pct_interval(float(c['low']), float(c['high']), sign=True)} |")
     return '\n'.join(lines) + '\n'
 
 
@@ -630,19 +880,43 @@ def failures_table(rows: Sequence[Dict[str, object]]) -> str:
     return '\n'.join(lines) + '\n'
 
 
-def write_results(out: str, rows: Sequence[Dict[str, object]],
-                  elapsed: Optional[float] = None) -> None:
-    """``results.csv`` (one row per run), ``results.md`` (mean ± std of the
-    finished runs, then the failed runs and their errors) and
-    ``accuracy_vs_rate.png``."""
-    tmp = osp.join(out, 'results.csv.tmp')
-    with open(tmp, 'w', newline='') as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+def _write_csv(path: str, columns: Sequence[str],
+               rows: Sequence[Dict[str, object]]) -> None:
+    with open(path + '.tmp', 'w', newline='') as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, osp.join(out, 'results.csv'))
+    os.replace(path + '.tmp', path)
+
+
+def write_results(out: str, rows: Sequence[Dict[str, object]],
+                  elapsed: Optional[float] = None, *, interval: str = 't',
+                  confidence: float = 0.95) -> None:
+    """Writes into ``out``: ``results.csv`` (one row per run),
+    ``comparisons.csv`` (see :func:`compare`), ``results.md`` (the results
+    table with n and intervals, the paired comparisons, then the failed runs
+    and their errors), ``accuracy_vs_rate.png`` and, when runs record their
+    costs, ``accuracy_vs_cost.png``.
+
+    Args:
+        out (str): Sweep folder.
+        rows: The sweep's rows (see :func:`collect`).
+        elapsed (float, optional): Seconds this invocation took (noted in
+            ``results.md``).
+        interval (str, optional): ``'t'`` or ``'bootstrap'`` intervals.
+            (default: :obj:`'t'`)
+        confidence (float, optional): (default: :obj:`0.95`)
+    """
+    _write_csv(osp.join(out, 'results.csv'), CSV_COLUMNS, rows)
+    comparisons = compare(rows, interval=interval, confidence=confidence)
+    _write_csv(osp.join(out, 'comparisons.csv'), COMPARISON_COLUMNS,
+               [{k: '' if isinstance(v, float) and math.isnan(v) else v
+                 for k, v in c.items()} for c in comparisons])
     finished = _finished(rows)
-    text = markdown_table(summarize(rows))
+    text = markdown_table(summarize(rows, interval=interval, confidence=confidence),
+                          confidence)
+    if comparisons:
+        text += '\n' + comparisons_table(comparisons)
     failures = failures_table(rows)
     if failures:
         text += '\n' + failures
@@ -654,6 +928,10 @@ def write_results(out: str, rows: Sequence[Dict[str, object]],
         f.write(text)
     os.replace(osp.join(out, 'results.md.tmp'), osp.join(out, 'results.md'))
     if finished:
-        from tcmp_pyg.visualization import plot_accuracy_vs_rate
+        from tcmp_pyg.visualization import (plot_accuracy_vs_cost,
+                                            plot_accuracy_vs_rate)
         plot_accuracy_vs_rate(osp.join(out, 'results.csv'),
                               path=osp.join(out, 'accuracy_vs_rate.png'))
+        if any(_number(r.get('compact_macs')) is not None for r in finished):
+            plot_accuracy_vs_cost(osp.join(out, 'results.csv'),
+                                  path=osp.join(out, 'accuracy_vs_cost.png'))

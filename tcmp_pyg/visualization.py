@@ -1055,9 +1055,117 @@ def plot_accuracy_vs_rate(results: Any, *, path: Optional[PathLike] = None
     return fig
 
 
+# x axes of plot_accuracy_vs_cost: (column of the sweep's results, label).
+COST_AXES = (('nonzero_params', 'nonzero parameters (kept weights, biases, '
+              'norms; log scale)'),
+             ('compact_macs', 'MACs per sequence of the compacted model (log scale)'))
+
+
+def aggregate_costs(results: Any, column: str
+                    ) -> Dict[Tuple[str, str, float], Tuple[float, float, float, int]]:
+    r"""Mean cost and test accuracy per ``(model, method, amount)`` over the
+    runs that record ``column`` (runs trained before costs were recorded, or
+    disconnected models that have no compacted size, are left out).
+
+    Args:
+        results: As for :func:`aggregate_results`, with the cost columns of
+            the sweep (``nonzero_params``, ``compact_params``,
+            ``compact_macs``, ...).
+        column (str): The cost column.
+
+    Returns:
+        ``{(model, method, amount): (mean cost, mean accuracy, std, runs)}``.
+    """
+    rows = []
+    for row in _result_rows(results):
+        try:
+            cost = float(row.get(column, ''))
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(cost):
+            rows.append(dict(row, _cost=cost))
+    accuracy = aggregate_results(rows)
+    costs: Dict[Tuple[str, str, float], List[float]] = {}
+    for row in rows:
+        try:
+            if not math.isfinite(float(row['test_accuracy'])):
+                continue
+        except (TypeError, ValueError):
+            continue
+        key = (str(row['model']), str(row['method']), float(row['amount']))
+        costs.setdefault(key, []).append(row['_cost'])
+    return {k: (float(np.mean(costs[k])), *accuracy[k]) for k in accuracy}
+
+
+def plot_accuracy_vs_cost(results: Any, *, path: Optional[PathLike] = None
+                          ) -> 'Figure':
+    r"""Test accuracy against the absolute size of the model: one row of
+    axes per model, against its nonzero parameters and against the MACs per
+    sequence of its compacted model (log x), where the pruning *rate* hides
+    how small a model really is.
+
+    One line per pruning method through its rates (mean accuracy ± std over
+    folds and seeds at the mean cost); each dense (unpruned) model is one
+    marker. Runs without costs (the ``nonzero_params`` and ``compact_macs``
+    columns of a sweep's ``results.csv``) are left out.
+
+    Args:
+        results: A CSV path with the sweep's columns, a pandas-like frame, a
+            mapping of columns, or rows of mappings.
+        path (str or PathLike, optional): Save the figure there.
+
+    Returns:
+        The :class:`~matplotlib.figure.Figure`; each method's curve is an
+        errorbar container labelled with the method.
+    """
+    from matplotlib.ticker import PercentFormatter
+
+    stats = {column: aggregate_costs(results, column) for column, _ in COST_AXES}
+    if not any(stats.values()):
+        raise ValueError("plot_accuracy_vs_cost: no run with a test accuracy and "
+                         f"costs ({', '.join(c for c, _ in COST_AXES)}) in the results")
+    models = sorted({k[0] for st in stats.values() for k in st})
+    fig = _new_figure((11.0, 4.2 * len(models) + 0.5))
+    axes = fig.subplots(len(models), len(COST_AXES), squeeze=False)
+    for row_axes, model in zip(axes, models):
+        for ax, (column, label) in zip(row_axes, COST_AXES):
+            mine = {k: v for k, v in stats[column].items() if k[0] == model}
+            fraction = all(v[1] <= 1.0 for v in mine.values())
+            pruned = sorted({k[1] for k in mine if k[2] > 0},
+                            key=lambda m: (m != 'mp', m != 'tcmp', m))
+            for k, method in enumerate(pruned):
+                pts = np.array(sorted(v[:3] for key, v in mine.items()
+                                      if key[1] == method and key[2] > 0), dtype=float)
+                ax.errorbar(pts[:, 0], pts[:, 1], yerr=pts[:, 2], marker='o',
+                            ms=4, capsize=3, lw=1.5,
+                            color=METHOD_COLORS.get(method, f'C{k}'),
+                            label=METHOD_LABELS.get(method, method))
+            for method in sorted({k[1] for k in mine if k[2] == 0}):
+                x, mean, std, _ = mine[(model, method, 0.0)]
+                ax.errorbar(np.array([x]), np.array([mean]), yerr=np.array([std]),
+                            marker='*', ms=10, capsize=3,
+                            color='0.3', ls='none',
+                            label=f'{METHOD_LABELS.get(method, method)} (no pruning)')
+            ax.set_xscale('log')
+            if mine and fraction:
+                ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+            ax.set_xlabel(label, fontsize=9)
+            ax.set_ylabel('test accuracy (mean ± std)')
+            ax.set_title(model, fontsize=10)
+            ax.grid(alpha=0.3, which='both')
+    handles: Dict[str, Any] = {}
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    fig.legend(list(handles.values()), list(handles), loc='outside lower center',
+               ncol=min(len(handles), 5), fontsize=8, frameon=False)
+    _save(fig, path)
+    return fig
+
 __all__ = [
-    'DEAD_COLOR', 'LIVE_COLOR', 'RESULT_COLUMNS', 'aggregate_results',
-    'animate_sequence', 'format_rate', 'plot_accuracy_vs_rate',
+    'COST_AXES', 'DEAD_COLOR', 'LIVE_COLOR', 'RESULT_COLUMNS', 'aggregate_costs',
+    'aggregate_results', 'animate_sequence', 'format_rate',
+    'plot_accuracy_vs_cost', 'plot_accuracy_vs_rate',
     'plot_layer_density', 'plot_mp_vs_tcmp', 'plot_skeleton',
     'plot_subnetwork', 'rest_pose',
 ]

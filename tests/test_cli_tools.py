@@ -2,6 +2,7 @@
 on tiny synthetic runs."""
 import contextlib
 import io
+import json
 import re
 import sys
 
@@ -111,6 +112,31 @@ def test_compact_writes_a_smaller_model_with_the_same_outputs(tcmp_run, tmp_path
     accuracy = capsys.readouterr().out.splitlines()[-1]
     assert main(['evaluate', '--checkpoint', str(small_path)]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == accuracy
+
+
+def test_train_records_the_costs_compact_reports(tcmp_run, tmp_path, capsys):
+    """metrics.json's `cost` (what sweeps tabulate and plot) are the counts of
+    `tcmp-pyg compact`."""
+    cost = json.loads((tcmp_run / 'metrics.json').read_text())['cost']
+    assert main(['compact', '--checkpoint', str(tcmp_run / 'model.pt'),
+                 '--out', str(tmp_path / 'small.pt')]) == 0
+    out = capsys.readouterr().out
+    assert cost == dict(
+        params=number(r'^parameters: ([\d,]+)', out),
+        nonzero_params=number(r'\(([\d,]+) kept by the masks\)', out),
+        macs=number(r'^MACs per sequence: ([\d,]+)', out),
+        compact_params=number(r'kept by the masks\) -> ([\d,]+)$', out),
+        compact_macs=number(r'^MACs per sequence: [\d,]+ -> ([\d,]+)', out))
+
+
+def test_train_prints_the_costs_of_a_dense_run(tmp_path):
+    out, stdout = train_run(tmp_path, 'dense')
+    cost = json.loads((out / 'metrics.json').read_text())['cost']
+    params = count_parameters(load_model(out / 'model.pt'))
+    assert cost['params'] == cost['nonzero_params'] == cost['compact_params'] == params
+    assert cost['macs'] == cost['compact_macs'] > 0
+    assert (f"parameters: {params:,} ({params:,} nonzero), {cost['macs']:,} MACs "
+            f"per sequence; compacted: {params:,} parameters") in stdout
 
 
 def test_compact_without_the_dataset_uses_random_input(tcmp_run, tmp_path, capsys):

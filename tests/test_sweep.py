@@ -1,7 +1,9 @@
 """Sweeps with the local launcher: failed runs are retried once, reported with
-their error, and do not stop the rest of the grid."""
+their error, and do not stop the rest of the grid; the sweep's statistics
+(n, intervals, paired comparisons) and costs."""
 import csv
 import json
+import math
 import sys
 
 import pytest
@@ -11,9 +13,12 @@ from tcmp_pyg import load_model
 from tcmp_pyg.cli import main
 from tcmp_pyg.nn import prunable_weights
 from tcmp_pyg.pruning import magnitude_prune
-from tcmp_pyg.sweep import (CSV_COLUMNS, Combination, collect, combinations,
-                            failures_table, oneshot_methods, pruning_method,
-                            run_sweep, train_command, write_results)
+from tcmp_pyg.sweep import (COMPARISON_COLUMNS, COST_COLUMNS, CSV_COLUMNS,
+                            Combination, bootstrap_interval, collect, combinations,
+                            compare, comparisons_table, failures_table,
+                            markdown_table, mean_interval, oneshot_methods,
+                            pruning_method, run_sweep, summarize, t_interval,
+                            train_command, write_results)
 
 TRAIN_ARGS = ['--epochs', '1', '--num-samples', '40', '--num-frames', '8',
               '--batch-size', '8', '--lr', '0.05', '--warmup', '0']
@@ -39,6 +44,10 @@ def test_failed_run_is_retried_once_reported_and_the_rest_finish(tmp_path):
     log = (out / 'runs' / 'stgcn-compact_mp_1.5_seed0' / 'train.log').read_text()
     assert log.count("Expected a float 'amount'") == 2  # started twice
 
+    # The run's costs come from its metrics.json (`train` records them).
+    assert ok['params'] >= ok['nonzero_params'] > 0 and ok['macs'] > 0
+    assert 0 < ok['compact_params'] <= ok['params']
+    assert 0 < ok['compact_macs'] <= ok['macs']
     table = read_csv(out / 'results.csv')
     assert tuple(table[0]) == CSV_COLUMNS
     conn = json.loads((out / 'runs' / 'stgcn-compact_mp_0.5_seed0' /
@@ -47,6 +56,7 @@ def test_failed_run_is_retried_once_reported_and_the_rest_finish(tmp_path):
     assert (table[0]['reachable_outputs'], table[0]['num_outputs']) == (
         str(conn['reachable_outputs']), str(conn['num_outputs']))
     assert table[1]['reachable_outputs'] == ''  # failed: nothing to count
+    assert CSV_COLUMNS[-len(COST_COLUMNS):] == COST_COLUMNS  # appended
     assert [(r['status'], r['error']) for r in table] == \
         [('ok', ''), ('failed', AMOUNT_ERROR)]
     assert table[1]['test_accuracy'] == ''
@@ -56,6 +66,11 @@ def test_failed_run_is_retried_once_reported_and_the_rest_finish(tmp_path):
     assert f'| stgcn-compact | mp | 150 % |  | 0 | {AMOUNT_ERROR} |' in md
     assert '1 runs, 1 failed; this invocation took' in md
     assert (out / 'accuracy_vs_rate.png').exists()
+    assert (out / 'accuracy_vs_cost.png').exists()
+    # One method and no dense run: nothing to compare, the header only.
+    assert (out / 'comparisons.csv').read_text().splitlines() == \
+        [','.join(COMPARISON_COLUMNS)]
+    assert 'Paired differences' not in md
 
 
 def test_failures_table_escapes_the_error():
@@ -208,3 +223,232 @@ def test_dense_rivals_at_other_widths(tmp_path):
         run_sweep('synthetic', None, str(out), models=['stgcn-compact'],
                   methods=['dense'], amounts=[0.9], folds=[None], widths=[0.5],
                   train_args=['--width=0.5'], progress=False)
+
+
+
+# -- statistics ----------------------------------------------------------------
+
+def test_t_interval_matches_a_hand_computed_value():
+    # Differences 1..5: mean 3, s = sqrt(2.5), t(0.975; 4 df) = 2.776445 (table).
+    mean, low, high = t_interval([1.0, 2.0, 3.0, 4.0, 5.0])
+    half = 2.776445 * math.sqrt(2.5) / math.sqrt(5)
+    assert mean == 3.0
+    assert low == pytest.approx(3 - half, abs=1e-6) == pytest.approx(1.036757, abs=1e-6)
+    assert high == pytest.approx(3 + half, abs=1e-6)
+    # 90 %: t(0.95; 4 df) = 2.131847.
+    _, low90, _ = t_interval([1.0, 2.0, 3.0, 4.0, 5.0], 0.9)
+    assert low90 == pytest.approx(3 - 2.131847 * math.sqrt(0.5), abs=1e-6)
+    mean, low, high = t_interval([0.7])  # one value: no interval
+    assert mean == 0.7 and math.isnan(low) and math.isnan(high)
+    assert t_interval([0.5, 0.5, 0.5]) == (0.5, 0.5, 0.5)
+    with pytest.raises(ValueError, match='at least one value'):
+        t_interval([])
+    with pytest.raises(ValueError, match=r"'confidence' in \(0, 1\) \(got 95\)"):
+        t_interval([1.0, 2.0], 95)
+
+
+def test_bootstrap_interval_is_seeded_and_brackets_the_mean():
+    values = [0.1, 0.3, 0.2, 0.5, 0.4, 0.35]
+    mean, low, high = bootstrap_interval(values)
+    assert mean == pytest.approx(sum(values) / 6)
+    assert min(values) <= low < mean < high <= max(values)
+    assert bootstrap_interval(values) == (mean, low, high)  # seeded
+    assert mean_interval(values, 'bootstrap') == (mean, low, high)
+    assert mean_interval(values, 't') == t_interval(values)
+    with pytest.raises(ValueError, match="'interval' to be one of \\('t', 'bootstrap'\\)"):
+        mean_interval(values, 'normal')
+
+
+def run(method, amount, fold, seed, acc, **extra):
+    return dict(model='m', method=method, amount=amount, fold=fold, seed=seed,
+                status='ok', test_accuracy=acc, nominal_sparsity=amount,
+                effective_sparsity=amount, dead=0, **extra)
+
+
+def grid_rows():
+    """tcmp, mp and random at 99 % and dense over partly different
+    (fold, seed) pairs, a failed mp run, and a lone tcmp run at 90 %."""
+    return [
+        run('dense', 0.0, 1, 0, 0.9), run('dense', 0.0, 2, 0, 0.8),
+        run('dense', 0.0, 3, 0, 1.0),
+        run('tcmp', 0.99, 1, 0, 0.8), run('tcmp', 0.99, 2, 0, 0.7),
+        run('tcmp', 0.99, 3, 0, 0.9), run('tcmp', 0.99, 1, 1, 0.6),  # mean 0.75
+        run('mp', 0.99, 1, 0, 0.5), run('mp', 0.99, 2, 0, 0.6),
+        run('mp', 0.99, 4, 0, 0.4),  # mean 0.5
+        dict(model='m', method='mp', amount=0.99, fold=3, seed=0, status='failed',
+             error='killed by SIGKILL'),
+        run('random', 0.99, 1, 0, 0.3), run('random', 0.99, 2, 0, 0.2),  # mean 0.25
+        run('tcmp', 0.9, 1, 0, 0.85),
+    ]
+
+
+def by_pair(comparisons):
+    return {(c['amount'], c['method'], c['versus']): c for c in comparisons}
+
+
+def test_compare_pairs_only_the_common_fold_seed_pairs_with_the_best_rival():
+    found = by_pair(compare(grid_rows()))
+    assert list(found) == [
+        (0.9, 'tcmp', 'dense'),
+        (0.99, 'mp', 'tcmp'), (0.99, 'mp', 'dense'),
+        (0.99, 'random', 'tcmp'), (0.99, 'random', 'dense'),
+        (0.99, 'tcmp', 'mp'), (0.99, 'tcmp', 'dense')]
+    # tcmp's best rival is mp (mean 0.5 > random's 0.25); the others' is tcmp.
+    # Common pairs with mp: (1, 0) and (2, 0): differences 0.3 and 0.1; the
+    # failed mp run (3, 0) and the unpaired (1, 1) and (4, 0) are left out.
+    c = found[(0.99, 'tcmp', 'mp')]
+    assert (c['versus_role'], c['pairs'], c['interval']) == ('best rival', 2, 't')
+    assert c['mean_difference'] == pytest.approx(0.2)
+    # s = 0.1 * sqrt(2), t(0.975; 1 df) = 12.706205: half-width 1.2706205.
+    assert c['low'] == pytest.approx(0.2 - 1.2706205, abs=1e-6)
+    assert c['high'] == pytest.approx(0.2 + 1.2706205, abs=1e-6)
+    assert found[(0.99, 'mp', 'tcmp')]['mean_difference'] == pytest.approx(-0.2)
+    r = found[(0.99, 'random', 'tcmp')]
+    assert (r['pairs'], r['low'], r['high']) == (2, pytest.approx(-0.5), pytest.approx(-0.5))
+    d = found[(0.99, 'tcmp', 'dense')]  # (1,0), (2,0), (3,0): -0.1 each
+    assert (d['versus_role'], d['pairs']) == ('dense', 3)
+    assert d['mean_difference'] == pytest.approx(-0.1)
+    lone = found[(0.9, 'tcmp', 'dense')]  # no rival at 90 %, one pair
+    assert lone['pairs'] == 1 and lone['mean_difference'] == pytest.approx(-0.05)
+    assert math.isnan(lone['low']) and math.isnan(lone['high'])
+
+
+def test_best_rival_ties_go_to_the_first_name():
+    rows = [run('b', 0.9, 1, 0, 0.5), run('a', 0.9, 1, 0, 0.5), run('c', 0.9, 1, 0, 0.6)]
+    found = by_pair(compare(rows))
+    assert set(found) == {(0.9, 'a', 'c'), (0.9, 'b', 'c'), (0.9, 'c', 'a')}
+
+
+def test_compare_reads_folds_back_from_the_csv(tmp_path):
+    """results.csv holds text ('' for no fold): pairing is the same."""
+    rows = grid_rows() + [dict(run('tcmp', 0.5, None, 0, 0.9), fold=''),
+                          dict(run('mp', 0.5, None, 0, 0.7), fold='')]
+    write_results(str(tmp_path), rows)
+    back = read_csv(tmp_path / 'results.csv')
+    assert compare(back) == compare(rows)
+    assert by_pair(compare(back))[(0.5, 'tcmp', 'mp')]['pairs'] == 1
+
+
+def test_results_markdown_states_n_intervals_and_the_comparisons(tmp_path):
+    summary = {(s['method'], s['amount']): s for s in summarize(grid_rows())}
+    tcmp = summary[('tcmp', 0.99)]
+    assert tcmp['runs'] == 4 and tcmp['acc_mean'] == pytest.approx(0.75)
+    # s = 0.129099, t(0.975; 3 df) = 3.182446: [0.544574, 0.955426].
+    assert tcmp['acc_low'] == pytest.approx(0.544574, abs=1e-6)
+    assert tcmp['acc_high'] == pytest.approx(0.955426, abs=1e-6)
+    assert summary[('mp', 0.99)]['runs'] == 3  # the failed run is left out
+    assert tcmp['nonzero_params'] is None  # no run records costs
+
+    table = markdown_table(summarize(grid_rows())).splitlines()
+    assert table[0] == ('| model | method | pruning | runs | test accuracy (%, mean '
+                        '± std) | 95 % interval of the mean | nominal sparsity | effective sparsity | '
+                        'dead weights | nonzero params | compacted params | '
+                        'compacted MACs |')
+    assert '| m | tcmp | 99 % | 4 | 75.0 ± 12.9 | [54.5, 95.5] | 99.00 % | ' \
+           '99.00 % | 0 | — | — | — |' in table
+    assert '| m | tcmp | 90 % | 1 | 85.0 ± 0.0 | — |' in '\n'.join(table)
+
+    text = comparisons_table(compare(grid_rows())).splitlines()
+    assert text[0].startswith('Paired differences of test accuracy (percentage '
+                              'points): each method minus the best rival')
+    assert text[0].endswith('95 % interval (Student-t).')
+    assert text[2] == ('| model | pruning | method | minus | pairs | '
+                       'mean difference | 95 % interval |')
+    assert '| m | 99 % | tcmp | mp (best rival) | 2 | +20.0 | [-107.1, +147.1] |' in text
+    assert '| m | 99 % | mp | dense | 2 | -30.0 | [-157.1, +97.1] |' in text
+    assert '| m | 90 % | tcmp | dense | 1 | -5.0 | — |' in text
+    assert comparisons_table([]) == ''
+    boot = comparisons_table(compare(grid_rows(), interval='bootstrap'))
+    assert '95 % interval (percentile bootstrap).' in boot
+
+    write_results(str(tmp_path), grid_rows())
+    md = (tmp_path / 'results.md').read_text()
+    assert md.index('| m | tcmp | 99 % | 4 |') < md.index('Paired differences') \
+        < md.index('Failed runs (1 of 14;')
+    saved = {(r['amount'], r['method'], r['versus']): r
+             for r in read_csv(tmp_path / 'comparisons.csv')}
+    assert saved[('0.99', 'tcmp', 'mp')]['pairs'] == '2'
+    assert saved[('0.9', 'tcmp', 'dense')]['low'] == ''  # one pair: no interval
+    assert not (tmp_path / 'accuracy_vs_cost.png').exists()  # no costs recorded
+
+
+def write_metrics(out, combo, **metrics):
+    run_dir = out / 'runs' / combo.name
+    run_dir.mkdir(parents=True)
+    (run_dir / 'metrics.json').write_text(json.dumps(metrics))
+
+
+def test_collect_reads_metrics_with_and_without_costs(tmp_path):
+    old, new = Combination('m', 'dense', 0.0, 1, 0), Combination('m', 'tcmp', 0.99, 1, 0)
+    # Written before costs were recorded: no `cost`, no connectivity (dense).
+    write_metrics(tmp_path, old, test_accuracy=0.9, epochs=3, connectivity=None)
+    cost = dict(params=1000, nonzero_params=40, macs=50000, compact_params=120,
+                compact_macs=4000)
+    write_metrics(tmp_path, new, test_accuracy=0.7, epochs=3, cost=cost,
+                  connectivity=dict(nominal_sparsity=0.99, effective_sparsity=0.99,
+                                    weights=900, kept=9, live=9, dead=0))
+    rows = collect(str(tmp_path), [old, new])
+    assert [rows[0][c] for c in COST_COLUMNS] == [''] * 5
+    assert [rows[1][c] for c in COST_COLUMNS] == [1000, 40, 50000, 120, 4000]
+    # A disconnected model has no compacted size.
+    gone = Combination('m', 'mp', 0.99, 1, 0)
+    write_metrics(tmp_path, gone, test_accuracy=0.1, epochs=3,
+                  cost=dict(cost, compact_params=None, compact_macs=None),
+                  connectivity=dict(nominal_sparsity=0.99, effective_sparsity=1.0,
+                                    weights=900, kept=9, live=0, dead=9))
+    rows = collect(str(tmp_path), [old, new, gone])
+    assert (rows[2]['nonzero_params'], rows[2]['compact_macs']) == (40, '')
+
+    write_results(str(tmp_path), rows)
+    md = (tmp_path / 'results.md').read_text()
+    assert '| m | dense | — | 1 | 90.0 ± 0.0 | — | 0.00 % | 0.00 % | 0 | — | — | — |' in md
+    assert '| m | tcmp | 99 % | 1 | 70.0 ± 0.0 | — | 99.00 % | 99.00 % | 0 | 40 | ' \
+           '120 | 4,000 |' in md
+    assert '| m | 99 % | tcmp | mp (best rival) | 1 | +60.0 | — |' in md
+    assert (tmp_path / 'accuracy_vs_cost.png').exists()
+
+
+def test_an_older_results_csv_still_summarises(tmp_path):
+    """A results.csv written before the cost columns (and before status)."""
+    old_columns = ('model', 'method', 'amount', 'fold', 'seed', 'test_accuracy',
+                   'nominal_sparsity', 'effective_sparsity', 'weights', 'kept',
+                   'live', 'dead', 'epochs', 'train_time_s')
+    path = tmp_path / 'results.csv'
+    with open(path, 'w', newline='') as f:
+        writer = csv.DictWriter(f, fieldnames=old_columns, extrasaction='ignore')
+        writer.writeheader()
+        writer.writerows([r for r in grid_rows() if r['status'] == 'ok'])
+    rows = read_csv(path)
+    assert [s['runs'] for s in summarize(rows)] == \
+        [s['runs'] for s in summarize(grid_rows())]
+    assert '| m | tcmp | 99 % | 4 | 75.0 ± 12.9 | [54.5, 95.5] |' in \
+        markdown_table(summarize(rows))
+    assert by_pair(compare(rows))[(0.99, 'tcmp', 'mp')]['pairs'] == 2
+
+
+def test_cli_sweep_prints_the_comparisons_after_the_results(tmp_path, capsys):
+    """Finished runs are not trained again: a sweep over written metrics only
+    summarises them."""
+    out = tmp_path / 'sweep'
+    accuracy = {'dense': 0.9, 'mp': 0.5, 'tcmp': 0.7}
+    for combo in [Combination('stgcn-compact', method, amount, fold, 0)
+                  for method, amount in (('dense', 0.0), ('mp', 0.99), ('tcmp', 0.99))
+                  for fold in (1, 2, 3)]:
+        write_metrics(out, combo, test_accuracy=accuracy[combo.method] + combo.fold / 100,
+                      epochs=1)
+    base = ['sweep', '--dataset', 'synthetic', '--out', str(out), '--methods',
+            'dense', 'mp', 'tcmp', '--folds', '1', '2', '3', '--quiet']
+    assert main(base + ['--interval', 'bootstrap']) == 0
+    printed = capsys.readouterr().out
+    assert printed.index('| stgcn-compact | tcmp | 99 % | 3 | 72.0 ± 1.0 |') < \
+        printed.index('95 % interval (percentile bootstrap).') < \
+        printed.index('| stgcn-compact | 99 % | tcmp | mp (best rival) | 3 | +20.0 | '
+                      '[+20.0, +20.0] |')
+    assert 'results.csv, comparisons.csv, results.md' in printed
+    assert main(base) == 0  # the t interval by default
+    assert '| stgcn-compact | 99 % | mp | dense | 3 | -40.0 | [-40.0, -40.0] |' in \
+        capsys.readouterr().out
+    with pytest.raises(ValueError, match="expected 'interval' to be one of"):
+        run_sweep('synthetic', None, str(tmp_path / 'other'), models=['stgcn-compact'],
+                  methods=['dense'], amounts=[0.9], folds=[None], interval='normal')
+    assert not (tmp_path / 'other').exists()

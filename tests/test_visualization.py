@@ -16,7 +16,8 @@ from tcmp_pyg.nn.models import STGCN, build_model
 from tcmp_pyg.pruning import TCMP, connectivity, magnitude_prune
 from tcmp_pyg.pruning.connectivity import flow_layers
 from tcmp_pyg.visualization import (DEAD_COLOR, LIVE_COLOR, RESULT_COLUMNS,
-                                    aggregate_results, animate_sequence,
+                                    aggregate_costs, aggregate_results,
+                                    animate_sequence, plot_accuracy_vs_cost,
                                     format_rate,
                                     plot_accuracy_vs_rate, plot_layer_density,
                                     plot_mp_vs_tcmp, plot_skeleton,
@@ -447,3 +448,51 @@ def test_accuracy_vs_rate_inputs_and_errors(tmp_path):
     with pytest.raises(ValueError, match="pruning fraction in \\[0, 1\\)"):
         aggregate_results([dict(model='a', method='mp', amount=99,
                                 test_accuracy=0.5)])
+
+
+def cost_rows():
+    """sweep_rows with costs: nonzero parameters and compacted MACs shrink
+    with the rate (tcmp compacts better than mp); a run without costs."""
+    rows = []
+    for r in sweep_rows():
+        kept = 1.0 - r['amount']
+        factor = 1.0 if r['method'] == 'tcmp' else 2.0
+        rows.append(dict(r, nonzero_params=1000 + 100000 * kept + r['fold'],
+                         compact_macs=1e6 * kept * factor if r['amount'] else 4e6))
+    rows.append(dict(model='stgcn-compact', method='mp', amount=0.9, fold=9, seed=0,
+                     test_accuracy=0.0))  # trained before costs: left out
+    return rows
+
+
+def test_accuracy_vs_cost_from_csv(tmp_path):
+    path = tmp_path / 'results.csv'
+    with open(path, 'w', newline='') as f:
+        writer = csv.DictWriter(f, fieldnames=list(RESULT_COLUMNS)
+                                + ['nonzero_params', 'compact_macs'], restval='')
+        writer.writeheader()
+        writer.writerows(cost_rows())
+    stats = aggregate_costs(path, 'compact_macs')
+    assert stats[('stgcn-compact', 'mp', 0.9)] == pytest.approx(
+        (2e5, 0.6 - 0.09 + 0.02 / 3, np.std([-0.02, 0.0, 0.04], ddof=1), 3))
+    fig = plot_accuracy_vs_cost(path, path=tmp_path / 'cost.png')
+    assert_png(tmp_path / 'cost.png')
+    params_ax, macs_ax = fig.axes
+    assert params_ax.get_xscale() == macs_ax.get_xscale() == 'log'
+    assert 'nonzero parameters' in params_ax.get_xlabel()
+    assert 'compacted model' in macs_ax.get_xlabel()
+    curves = {c.get_label(): c for c in macs_ax.containers}
+    assert set(curves) == {'MP', 'TCMP', 'dense (no pruning)'}
+    x, y = curves['TCMP'][0].get_data()
+    np.testing.assert_allclose(x, [1e3, 1e4, 1e5])  # by cost: 99.9, 99, 90 %
+    np.testing.assert_allclose(y, 0.8 - np.array([0.999, 0.99, 0.9]) / 10 + 0.02 / 3)
+    x, _ = curves['dense (no pruning)'][0].get_data()
+    np.testing.assert_allclose(x, [4e6])
+    x, _ = {c.get_label(): c for c in params_ax.containers}['MP'][0].get_data()
+    np.testing.assert_allclose(x, [1000 + 100 + 1, 1000 + 1000 + 1, 1000 + 10000 + 1])
+
+
+def test_accuracy_vs_cost_without_costs():
+    with pytest.raises(ValueError, match='no run with a test accuracy and costs'):
+        plot_accuracy_vs_cost(sweep_rows())
+    rows = cost_rows() + [dict(r, model='other') for r in cost_rows()]
+    assert len(plot_accuracy_vs_cost(rows).axes) == 4  # two per model

@@ -8,8 +8,9 @@ describe themselves with plain data for checkpoints.
 """
 from __future__ import annotations
 
+import copy
 import warnings
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 import torch
 from torch import Tensor, nn
@@ -222,3 +223,39 @@ def count_macs(model: nn.Module, example: Any) -> int:
         for m, flag in fused:
             m.fused = flag
     return total[0] // max(int(getattr(example, 'num_graphs', 1)), 1)
+
+
+def model_cost(model: nn.Module, example: Any) -> Dict[str, Optional[int]]:
+    r"""What a trained model costs, as sweeps compare it: its parameters and
+    MACs as trained (masked entries included), its nonzero parameters, and
+    those of the model :func:`compact` makes of it (the model left
+    untouched: a copy is compacted).
+
+    An unpruned model is its own compacted model; a pruned one that is
+    disconnected (no kept path from the input to the output), or of a class
+    :func:`compact` does not support, has no compacted size (:obj:`None`).
+
+    Args:
+        model (nn.Module): A trained model.
+        example (Batch): A batch to count the MACs on (per sequence, see
+            :func:`count_macs`).
+
+    Returns:
+        ``dict(params, nonzero_params, macs, compact_params, compact_macs)``.
+    """
+    params = count_parameters(model)
+    macs = count_macs(model, example)
+    cost: Dict[str, Optional[int]] = dict(
+        params=params, nonzero_params=count_parameters(model, nonzero=True),
+        macs=macs, compact_params=None, compact_macs=None)
+    pruned = any(bool((m.weight_mask == 0).any()) for _, m in prunable_weights(model))
+    if not pruned or isinstance(model, (CompactSTGCN, CompactAttentionGCN)):
+        cost.update(compact_params=params, compact_macs=macs)
+    elif isinstance(model, (STGCN, AttentionGCN)):
+        try:
+            small = compact(copy.deepcopy(model))
+        except ValueError:  # disconnected: nothing to compact to
+            return cost
+        cost.update(compact_params=count_parameters(small),
+                    compact_macs=count_macs(small, example))
+    return cost

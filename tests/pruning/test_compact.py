@@ -186,3 +186,37 @@ def test_compact_fused_inference_only_without_autograd_on_the_layout_graph():
     # The MAC count sees every layer whatever the inference path.
     from tcmp_pyg.pruning import count_macs
     assert count_macs(small, batch()) > 0 and small.fused
+
+
+@pytest.mark.parametrize('make', [lambda: small_stgcn((8, 16, 16)), small_attention])
+def test_model_cost_of_dense_pruned_and_disconnected_models(make):
+    from tcmp_pyg.pruning import count_macs
+    from tcmp_pyg.pruning.compact import model_cost
+
+    model = make().eval()
+    data = batch()
+    params, macs = count_parameters(model), count_macs(model, data)
+    # A dense model is its own compacted model.
+    assert model_cost(model, data) == dict(params=params, nonzero_params=params,
+                                           macs=macs, compact_params=params,
+                                           compact_macs=macs)
+    pruner = TCMP(model, 0.9)
+    pruner.update(pruner.budget, final=True)
+    outputs = model(data)
+    small = compact(model)
+    cost = model_cost(model, data)
+    assert cost == dict(params=params, nonzero_params=count_parameters(model, nonzero=True),
+                        macs=macs, compact_params=count_parameters(small),
+                        compact_macs=count_macs(small, data))
+    assert cost['compact_params'] <= params and cost['compact_macs'] <= macs
+    if hasattr(model, 'blocks'):  # whole channels die in the ST-GCN at 90 %
+        assert cost['compact_params'] < params and cost['compact_macs'] < macs
+    assert torch.equal(model(data), outputs)  # a copy was compacted
+    assert model_cost(small, data)['compact_params'] == count_parameters(small)
+    # No kept path from input to output: no compacted model.
+    for _, m in prunable_weights(model):
+        m.set_mask(torch.zeros_like(m.weight))
+    cost = model_cost(model, data)
+    assert cost['nonzero_params'] == params - sum(
+        m.weight.numel() for _, m in prunable_weights(model))
+    assert cost['compact_params'] is None and cost['compact_macs'] is None
