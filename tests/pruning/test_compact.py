@@ -186,3 +186,35 @@ def test_compact_fused_inference_only_without_autograd_on_the_layout_graph():
     # The MAC count sees every layer whatever the inference path.
     from tcmp_pyg.pruning import count_macs
     assert count_macs(small, batch()) > 0 and small.fused
+
+
+def test_count_macs_live_counts_only_live_weights():
+    from tcmp_pyg.pruning import count_macs, gate_dead_channels
+    model = small_stgcn((4,))  # gcn [K=3, 3, 4], tcn [4, 4, 9], fc [5, 4]
+    model.eval()
+    B, T, V, E = 2, 6, 30, 56 + 30  # SBU: 30 joints, 56 bones + self-loops
+    data = batch(B=B, T=T)
+    dense = 3 * 3 * 4 * V * T + E * T * 3 + 4 * 4 * 9 * V * T + 5 * 4
+    assert count_macs(model, data) == dense
+    assert count_macs(model, data, live=True) == dense  # nothing pruned
+    # One path: input 0 -> gcn channel 1 (partition 0) -> tcn channel 2
+    # (centre tap) -> every class; plus entries that lead nowhere.
+    gcn = torch.zeros(3, 3, 4)
+    gcn[0, 0, 1] = 1
+    gcn[2, 1, 3] = 1  # gcn channel 3 feeds no temporal channel: dead
+    tcn = torch.zeros(4, 4, 9)
+    tcn[2, 1, 4] = 1
+    tcn[0, 0, 0] = 1  # gcn channel 0 is fed by no input: dead
+    fc = torch.zeros(5, 4)
+    fc[:, 2] = 1
+    model.blocks[0].gcn.set_mask(gcn)
+    model.blocks[0].tcn.set_mask(tcn)
+    model.fc.set_mask(fc)
+    gate_dead_channels(model)
+    live = 1 * V * T + E * T * 1 + 1 * V * T + 5
+    assert count_macs(model, data, live=True) == live
+    assert count_macs(model, data) == dense  # the dense count ignores masks
+    small = compact(model)
+    assert count_macs(small, data, live=True) == live
+    assert count_macs(small, data) == (1 * 1 * 1 * 3 * V * T + E * T * 1
+                                       + 1 * 1 * 9 * V * T + 5 * 1)
