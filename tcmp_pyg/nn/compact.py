@@ -348,8 +348,10 @@ class CompactSTGCN(_SkeletonModel):
     store every channel map (graph-convolution weights, temporal taps,
     residual) whose density is below it as a sparse CSR matrix, multiplied
     by dense-by-sparse products (same outputs); :meth:`folded_macs` counts
-    what the folded path computes either way. Whether that is faster depends
-    on the batch and the densities (``benchmarks/bench_compact.py``).
+    what the folded path computes either way. On CPU, PyTorch's
+    dense-by-CSR products at these widths are slower than the dense ones
+    despite several times fewer MACs (``benchmarks/bench_compact.py``), hence
+    the default.
     """
     def __init__(self, in_channels: int, num_classes: int, layout: Any, *,
                  input_keep: List[int], blocks: List[Dict[str, Any]],
