@@ -43,16 +43,41 @@ def _put(x: Tensor, place: Optional[Tensor]) -> Tensor:
 _TAPS_MAX = 1 << 19
 
 
+def _maybe_sparse(weight: Tensor, sparse_below: float) -> Tensor:
+    """``weight`` (``[out, in]``, for :func:`_linear`), or its transpose as a
+    sparse CSR matrix when its density is below ``sparse_below``."""
+    if weight.numel() and float((weight != 0).float().mean()) < sparse_below:
+        return weight.t().to_sparse_csr()
+    return weight
+
+
+def _linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
+    """``F.linear`` for a dense ``[out, in]`` weight or a CSR ``[in, out]`` one
+    from :func:`_maybe_sparse` (a dense-by-sparse product: only the kept
+    entries are multiplied)."""
+    if weight.layout != torch.sparse_csr:
+        return F.linear(x, weight, bias)
+    y = x @ weight
+    return y if bias is None else y.add_(bias)
+
+
+def _products(weight: Tensor) -> int:
+    """Multiplications per row of :func:`_linear` by ``weight``."""
+    if weight.layout == torch.sparse_csr:
+        return int(weight.values().numel())
+    return weight.numel()
+
+
 class _FoldedBlock(NamedTuple):
     """A :class:`CompactBlock` in eval mode as matrices over node-major rows
     ``(node, sample, frame)``, BatchNorm and channel placement folded in."""
     adjacency: Optional[Tensor]  # [K, V, V], A[k, target, source]
-    gcn_weight: Optional[Tensor]  # [K * D, C_in], row k * D + d
+    gcn_weight: Optional[Tensor]  # [K * D, C_in], row k * D + d (or CSR [C_in, K * D])
     gcn_bias: Optional[Tensor]  # [D]
     tcn_weight: Optional[Tensor]  # [C_out, D, kernel]
-    tcn_taps: Optional[Tensor]  # [kernel * C_out, D], row tap * C_out + o
+    tcn_taps: Optional[Tensor]  # [kernel * C_out, D], row tap * C_out + o (or CSR)
     tcn_bias: Optional[Tensor]  # [C_out]
-    residual: Optional[Tensor]  # [C_out, C_in]: projection and identity
+    residual: Optional[Tensor]  # [C_out, C_in]: projection and identity (or CSR)
     residual_bias: Optional[Tensor]  # [C_out]
     copy_input: bool  # the residual is the (strided) input itself
     operators: Dict[Any, Tensor]  # sparse aggregation / shift matrices per shape
@@ -152,8 +177,9 @@ class CompactBlock(nn.Module):
         return F.relu(out)
 
     @torch.no_grad()
-    def fold(self) -> _FoldedBlock:
-        """This block in eval mode as a :class:`_FoldedBlock`."""
+    def fold(self, sparse_below: float = 0.0) -> _FoldedBlock:
+        """This block in eval mode as a :class:`_FoldedBlock`; its channel
+        maps of density below ``sparse_below`` as sparse matrices."""
         adjacency = gcn_weight = gcn_bias = tcn_weight = tcn_taps = tcn_bias = None
         residual = residual_bias = None
         if self.main:
@@ -180,8 +206,36 @@ class CompactBlock(nn.Module):
                 residual = place.clone() if residual is None else residual + place
             else:
                 residual = residual + torch.eye(self.in_channels).to(residual)
+        if gcn_weight is not None:
+            gcn_weight = _maybe_sparse(gcn_weight, sparse_below)
+            tcn_taps = _maybe_sparse(tcn_taps, sparse_below)
+        if residual is not None:
+            residual = _maybe_sparse(residual, sparse_below)
         return _FoldedBlock(adjacency, gcn_weight, gcn_bias, tcn_weight, tcn_taps,
                             tcn_bias, residual, residual_bias, copy_input, {})
+
+    def folded_macs(self, f: _FoldedBlock, sequences: int, T: int) -> int:
+        """Multiply-accumulates of :meth:`forward_folded` on ``sequences``
+        (samples x nodes) of ``T`` frames: the products by the folded
+        matrices (only the stored entries of the sparse ones) and the sparse
+        sums over bones and taps."""
+        T_out = -(-T // self.stride)
+        macs = 0
+        if f.residual is not None:
+            macs += sequences * T_out * _products(f.residual)
+        if f.adjacency is not None:
+            D = f.gcn_bias.numel()
+            V = f.adjacency.size(1)
+            macs += sequences * T * _products(f.gcn_weight)
+            macs += int((f.adjacency != 0).sum()) * (sequences // V) * T * D
+            if (f.tcn_taps.layout == torch.sparse_csr
+                    or sequences * T_out * f.tcn_taps.size(0) <= _TAPS_MAX):
+                kernel = self.tcn.kernel_size
+                macs += sequences * T * _products(f.tcn_taps)
+                macs += sequences * T_out * kernel * self.out_channels  # shift-sum
+            else:
+                macs += sequences * T_out * f.tcn_weight.numel()
+        return macs
 
     def passes_input(self, f: _FoldedBlock) -> bool:
         """Whether the block is ``ReLU`` of its input (identity only)."""
@@ -221,7 +275,7 @@ class CompactBlock(nn.Module):
             ok = ((src >= 0) & (src < T)).expand(sequences, -1, -1)
             rows = (n * T_out + t).expand_as(ok)[ok]
             cols = ((n * T + src) * kernel + j).expand_as(ok)[ok]
-            f.operators[key] = _csr(rows, cols, f.tcn_taps.new_ones(rows.numel()),
+            f.operators[key] = _csr(rows, cols, f.tcn_bias.new_ones(rows.numel()),
                                     (sequences * T_out, sequences * T * kernel))
         return f.operators[key]
 
@@ -236,17 +290,19 @@ class CompactBlock(nn.Module):
         if f.residual is not None or f.copy_input:
             xs = (x if self.stride == 1 else x[:, :, ::self.stride]).reshape(rows, C)
             out = (xs if f.residual is None
-                   else F.linear(xs, f.residual, f.residual_bias))
+                   else _linear(xs, f.residual, f.residual_bias))
         if f.adjacency is not None:
             # Every partition's weights in one product, then one sparse sum
             # over the bones: no copy of the activations in between.
             D = f.gcn_bias.numel()
-            y = F.linear(x.view(-1, C), f.gcn_weight).view(-1, D)
+            y = _linear(x.view(-1, C), f.gcn_weight).view(-1, D)
             h = (self._aggregation(f, B * T) @ y).add_(f.gcn_bias).relu_()
             kernel = self.tcn.kernel_size
-            if rows * f.tcn_taps.size(0) <= _TAPS_MAX:
-                # Small: every tap's product at once, then a sparse shift-sum.
-                z = F.linear(h, f.tcn_taps).view(-1, self.out_channels)
+            sparse = f.tcn_taps.layout == torch.sparse_csr
+            if sparse or rows * f.tcn_taps.size(0) <= _TAPS_MAX:
+                # Small or sparse: every tap's product at once, then a sparse
+                # shift-sum.
+                z = _linear(h, f.tcn_taps).view(-1, self.out_channels)
                 y = (self._shift(f, V * B, T) @ z).add_(f.tcn_bias)
             else:  # large: a convolution
                 y = F.conv1d(h.view(V * B, T, D).transpose(1, 2), f.tcn_weight,
@@ -286,6 +342,16 @@ class CompactSTGCN(_SkeletonModel):
     place, by :meth:`load_state_dict`, or by moving the model; edits through
     ``.data`` are not tracked, :meth:`eval` refolds); set :attr:`fused` to
     :obj:`False` to always run the layer-by-layer path.
+
+    Zeros inside the surviving channels stay in the dense folded matrices.
+    Set :attr:`sparse_below` (a density in ``[0, 1]``, default 0: never) to
+    store every channel map (graph-convolution weights, temporal taps,
+    residual) whose density is below it as a sparse CSR matrix, multiplied
+    by dense-by-sparse products (same outputs); :meth:`folded_macs` counts
+    what the folded path computes either way. On CPU, PyTorch's
+    dense-by-CSR products at these widths are slower than the dense ones
+    despite several times fewer MACs (``benchmarks/bench_compact.py``), hence
+    the default.
     """
     def __init__(self, in_channels: int, num_classes: int, layout: Any, *,
                  input_keep: List[int], blocks: List[Dict[str, Any]],
@@ -318,6 +384,7 @@ class CompactSTGCN(_SkeletonModel):
         self.blocks = nn.ModuleList(mods)
         self.fc = Linear(c_in, num_classes)
         self.fused = True
+        self._sparse_below = 0.0
         # (tensors, their versions, folded matrices) of the last fold.
         self._folded: Optional[Tuple[List[Tensor], List[int], Dict[str, Any]]] = None
         self._graphs: Dict[Any, Tensor] = {}  # batched layout edge_index per (B, device)
@@ -355,6 +422,44 @@ class CompactSTGCN(_SkeletonModel):
             self._graphs[key] = expected
         return edge_index.shape == expected.shape and torch.equal(edge_index, expected)
 
+    @property
+    def sparse_below(self) -> float:
+        """Density below which a folded channel map is stored sparse (0:
+        never, the default)."""
+        return self._sparse_below
+
+    @sparse_below.setter
+    def sparse_below(self, value: float) -> None:
+        if isinstance(value, bool) or not 0.0 <= float(value) <= 1.0:
+            raise ValueError(f"CompactSTGCN: expected 'sparse_below' to be a "
+                             f"density in [0, 1] (got {value!r})")
+        self._sparse_below = float(value)
+        self._folded = None
+
+    @torch.no_grad()
+    def folded_macs(self, num_graphs: int, num_frames: int) -> int:
+        r"""Multiply-accumulates per sample of the folded inference path on
+        ``num_graphs`` sequences of ``num_frames`` frames (the input
+        normalisation and the final mean left out): dense folded matrices
+        count every entry, sparse ones (:attr:`sparse_below`) their stored
+        entries.
+
+        Args:
+            num_graphs (int): Batch size.
+            num_frames (int): Frames per sequence.
+
+        Returns:
+            MACs per sample.
+        """
+        f = self._fold()
+        sequences, T, macs = num_graphs * self.layout.num_nodes, num_frames, 0
+        for i, (block, folded) in enumerate(zip(self.blocks, f['blocks'])):
+            if not (i > 0 and block.passes_input(folded)):
+                macs += block.folded_macs(folded, sequences, T)
+            T = -(-T // block.stride)
+        macs += num_graphs * f['fc_weight'].numel()
+        return macs // num_graphs
+
     def _fold(self) -> Dict[str, Any]:
         # Every in-place update bumps a tensor's version: the folded matrices
         # are rebuilt after any optimizer step, load_state_dict or edit.
@@ -368,7 +473,7 @@ class CompactSTGCN(_SkeletonModel):
             scale, shift = bn_affine(self.data_bn)  # features v * C + c
             folded = dict(
                 scale=scale.view(V, 1, 1, -1), shift=shift.view(V, 1, 1, -1),
-                blocks=[block.fold() for block in self.blocks],
+                blocks=[block.fold(self._sparse_below) for block in self.blocks],
                 fc_weight=self.fc.masked_weight().detach(),
                 fc_bias=None if self.fc.bias is None else self.fc.bias.detach())
         tensors = [*self.parameters(), *self.buffers()]

@@ -18,7 +18,8 @@ from torch import Tensor, nn
 from tcmp_pyg.nn.compact import CompactAttentionGCN, CompactSTGCN
 from tcmp_pyg.nn.models import AttentionGCN, STGCN
 from tcmp_pyg.nn.prunable import PrunableModule, prunable_weights
-from tcmp_pyg.pruning.connectivity import connectivity, gate_dead_channels
+from tcmp_pyg.pruning.connectivity import (connectivity, flow_layers,
+                                           gate_dead_channels, live_masks)
 
 
 def _bn_subset(bn: Optional[nn.BatchNorm1d], keep: Tensor, size: int) -> nn.BatchNorm1d:
@@ -188,26 +189,51 @@ def count_parameters(model: nn.Module, *, nonzero: bool = False) -> int:
     return total
 
 
-def count_macs(model: nn.Module, example: Any) -> int:
+def count_macs(model: nn.Module, example: Any, *, live: bool = False) -> int:
     r"""Multiply-accumulates of the prunable layers for one forward pass on
-    ``example`` (dense: what the layers compute, masked entries included),
-    divided by the number of graphs in the batch. The graph aggregation of
-    :class:`~tcmp_pyg.nn.STGraphConv` counts one MAC per edge, frame and
-    channel."""
+    ``example``, divided by the number of graphs in the batch.
+
+    Dense (default): what the layers compute, masked entries included. With
+    ``live``, only the live weights count (kept, and on a channel that is
+    both accessible and co-accessible: see :func:`live_masks`): the MACs a
+    perfectly sparse implementation would do, the physical limit of pruning.
+    The graph aggregation of :class:`~tcmp_pyg.nn.STGraphConv` counts one MAC
+    per edge, frame and input channel (with ``live``, per input channel that
+    has a live weight).
+
+    Args:
+        model (nn.Module): A model of prunable layers (masked or compact).
+        example (Batch): A batch to run the forward pass on.
+        live (bool, optional): Count only the live weights.
+            (default: :obj:`False`)
+
+    Returns:
+        MACs per graph (sample).
+    """
     from tcmp_pyg.nn.conv import Linear, STGraphConv, TemporalConv
+    weights = {}  # id(module) -> (weights, aggregated input channels)
+    if live:
+        _, layers = flow_layers(model)
+        masks = live_masks(model)
+        for layer in layers:
+            m = masks[layer.name] != 0
+            used = m.movedim(layer.module.in_axis, 0).reshape(m.size(layer.module.in_axis), -1)
+            weights[id(layer.module)] = (int(m.sum()), int(used.any(dim=1).sum()))
     total = [0]
 
     def hook(module, inputs, output):
         x = inputs[0]
+        n, c_in = weights.get(id(module), (module.weight.numel(), None))
         if isinstance(module, STGraphConv):
             N, T, _ = x.shape
             edges = inputs[1].size(1) + N  # bones and self-loops
-            total[0] += N * T * module.weight.numel() + edges * T * module.in_channels
+            c_in = module.in_channels if c_in is None else c_in
+            total[0] += N * T * n + edges * T * c_in
         elif isinstance(module, TemporalConv):
-            total[0] += output.size(0) * output.size(1) * module.weight.numel()
+            total[0] += output.size(0) * output.size(1) * n
         elif isinstance(module, Linear):
             rows = x.numel() // (module.in_channels * (module.nodes or 1))
-            total[0] += rows * module.weight.numel()
+            total[0] += rows * n
 
     handles = [m.register_forward_hook(hook) for _, m in prunable_weights(model)]
     # The folded inference path of compact models skips the layers' hooks.

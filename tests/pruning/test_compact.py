@@ -220,3 +220,85 @@ def test_model_cost_of_dense_pruned_and_disconnected_models(make):
     assert cost['nonzero_params'] == params - sum(
         m.weight.numel() for _, m in prunable_weights(model))
     assert cost['compact_params'] is None and cost['compact_macs'] is None
+
+
+def _one_path(model):
+    """Masks of a one-block STGCN(3, 5, channels=(4,)) with one live path."""
+    from tcmp_pyg.pruning import gate_dead_channels
+    # One path: input 0 -> gcn channel 1 (partition 0) -> tcn channel 2
+    # (centre tap) -> every class; plus entries that lead nowhere.
+    gcn = torch.zeros(3, 3, 4)
+    gcn[0, 0, 1] = 1
+    gcn[2, 1, 3] = 1  # gcn channel 3 feeds no temporal channel: dead
+    tcn = torch.zeros(4, 4, 9)
+    tcn[2, 1, 4] = 1
+    tcn[0, 0, 0] = 1  # gcn channel 0 is fed by no input: dead
+    fc = torch.zeros(5, 4)
+    fc[:, 2] = 1
+    model.blocks[0].gcn.set_mask(gcn)
+    model.blocks[0].tcn.set_mask(tcn)
+    model.fc.set_mask(fc)
+    gate_dead_channels(model)
+    return model
+
+
+def test_count_macs_live_counts_only_live_weights():
+    from tcmp_pyg.pruning import count_macs
+    model = small_stgcn((4,))  # gcn [K=3, 3, 4], tcn [4, 4, 9], fc [5, 4]
+    model.eval()
+    B, T, V, E = 2, 6, 30, 56 + 30  # SBU: 30 joints, 56 bones + self-loops
+    data = batch(B=B, T=T)
+    dense = 3 * 3 * 4 * V * T + E * T * 3 + 4 * 4 * 9 * V * T + 5 * 4
+    assert count_macs(model, data) == dense
+    assert count_macs(model, data, live=True) == dense  # nothing pruned
+    _one_path(model)
+    live = 1 * V * T + E * T * 1 + 1 * V * T + 5
+    assert count_macs(model, data, live=True) == live
+    assert count_macs(model, data) == dense  # the dense count ignores masks
+    small = compact(model)
+    assert count_macs(small, data, live=True) == live
+    assert count_macs(small, data) == (1 * 1 * 1 * 3 * V * T + E * T * 1
+                                       + 1 * 1 * 9 * V * T + 5 * 1)
+
+
+@pytest.mark.parametrize('windows_max', [0, 1 << 30])  # convolution / windows
+def test_compact_sparse_folded_path_equals_dense_folded_path(monkeypatch, windows_max):
+    monkeypatch.setattr('tcmp_pyg.nn.compact._TAPS_MAX', windows_max)
+    model = small_stgcn((8, 16, 16))  # strides 1, 2, 1
+    randomize_norms(model)
+    pruner = TCMP(model, 0.9)
+    pruner.update(pruner.budget, final=True)
+    model.eval()
+    small = compact(model)
+    assert small.sparse_below == 0.0
+    for B, T in ((3, 7), (1, 6)):
+        data = batch(B=B, T=T)
+        small.sparse_below = 0.0
+        with torch.no_grad():
+            dense = small(data)
+        dense_macs = small.folded_macs(B, T)
+        small.sparse_below = 1.0  # every channel map below full density
+        folded = small._fold()['blocks']
+        assert all(f.gcn_weight.layout == torch.sparse_csr for f in folded if f.gcn_weight is not None)
+        with torch.no_grad():
+            sparse = small(data)
+        assert torch.allclose(sparse, dense, atol=1e-5)
+        assert torch.allclose(sparse, model(data), atol=1e-5)
+        # The sparse path multiplies only the stored entries.
+        assert small.folded_macs(B, T) < dense_macs
+    with pytest.raises(ValueError, match=r"'sparse_below' to be a density in \[0, 1\]"):
+        small.sparse_below = 1.5
+
+
+def test_compact_folded_macs_count_the_stored_entries():
+    model = small_stgcn((4,))  # gcn [K=3, 3, 4], tcn [4, 4, 9], fc [5, 4]
+    model.eval()
+    small = compact(_one_path(model))  # gcn [3, 1, 1], tcn [1, 1, 9], fc [5, 1]
+    B, T, V = 2, 6, 30
+    adjacency = int((model.blocks[0].gcn.dense_adjacency() != 0).sum())
+    shift = V * B * T * 9 * 1  # every tap of the one output channel
+    assert small.folded_macs(B, T) == (
+        (V * B * T * 3 + adjacency * B * T * 1 + V * B * T * 9 + shift) // B + 5)
+    small.sparse_below = 1.0  # two of three partitions and 8 of 9 taps are zeros
+    assert small.folded_macs(B, T) == (
+        (V * B * T * 1 + adjacency * B * T * 1 + V * B * T * 1 + shift) // B + 5)
