@@ -606,6 +606,15 @@ def _mean_std(values: Sequence[float]) -> tuple:
 INTERVALS = ('t', 'bootstrap')
 
 
+def _check_interval(name: str, values: Sequence[float], confidence: float) -> int:
+    if len(values) == 0:
+        raise ValueError(f'{name}: expected at least one value (got none)')
+    if not 0 < confidence < 1:
+        raise ValueError(f"{name}: expected 'confidence' in (0, 1) (got "
+                         f"{confidence})")
+    return len(values)
+
+
 def t_interval(values: Sequence[float], confidence: float = 0.95
                ) -> Tuple[float, float, float]:
     r"""Mean of ``values`` and the Student-t confidence interval of the mean,
@@ -625,12 +634,7 @@ def t_interval(values: Sequence[float], confidence: float = 0.95
     """
     from scipy.stats import t  # scipy comes with scikit-learn
 
-    n = len(values)
-    if n == 0:
-        raise ValueError('t_interval: expected at least one value (got none)')
-    if not 0 < confidence < 1:
-        raise ValueError(f"t_interval: expected 'confidence' in (0, 1) (got "
-                         f"{confidence})")
+    n = _check_interval('t_interval', values, confidence)
     mean, std = _mean_std([float(v) for v in values])
     if n < 2:
         return mean, math.nan, math.nan
@@ -656,12 +660,7 @@ def bootstrap_interval(values: Sequence[float], confidence: float = 0.95, *,
     """
     import numpy as np
 
-    n = len(values)
-    if n == 0:
-        raise ValueError('bootstrap_interval: expected at least one value (got none)')
-    if not 0 < confidence < 1:
-        raise ValueError(f"bootstrap_interval: expected 'confidence' in (0, 1) "
-                         f"(got {confidence})")
+    n = _check_interval('bootstrap_interval', values, confidence)
     x = np.asarray(values, dtype=float)
     if n < 2:
         return float(x.mean()), math.nan, math.nan

@@ -95,3 +95,16 @@ def brute_force(model):
     live = [sum((e.src, i) in acc and (e.dst, o) in co for i, o in kept)
             for e, kept in entries]
     return acc, co, live
+
+
+def coverage_case(channels, frac, tiny_classifier, seed):
+    """A small ST-GCN (its classifier shrunk if asked) and a budget between
+    the coverage minimum and all weights but one: (model, total, budget)."""
+    from tcmp_pyg.nn import prunable_weights
+    from tcmp_pyg.pruning import coverage_weights
+    model = small_stgcn(tuple(channels), seed=seed)
+    if tiny_classifier:
+        shrink_classifier(model)
+    total = sum(m.weight.numel() for _, m in prunable_weights(model))
+    low = coverage_weights(model)
+    return model, total, int(low + frac * (total - 1 - low))

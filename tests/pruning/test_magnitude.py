@@ -15,7 +15,7 @@ from tcmp_pyg.pruning import (EffectivePruning, MagnitudePruning, RandomPruning,
 from tcmp_pyg.pruning.connectivity import flow_layers
 from tcmp_pyg.pruning.select import _Entries, _flatten, _select
 
-from helpers import batch, shrink_classifier, small_attention, small_stgcn
+from helpers import batch, coverage_case, shrink_classifier, small_attention, small_stgcn
 
 
 def kept(model):
@@ -163,12 +163,7 @@ def test_effective_correction_is_consistent_with_exact_budget(make, amount):
        seed=st.integers(0, 10_000))
 def test_effective_correction_reaches_every_output(channels, frac,
                                                    tiny_classifier, seed):
-    model = small_stgcn(tuple(channels), seed=seed)
-    if tiny_classifier:
-        shrink_classifier(model)
-    total = sum(m.weight.numel() for _, m in prunable_weights(model))
-    low = coverage_weights(model)
-    budget = int(low + frac * (total - 1 - low))
+    model, total, budget = coverage_case(channels, frac, tiny_classifier, seed)
     live = effective_correction(model, total - budget)
     report = connectivity(model)
     assert report.is_consistent and report.covers_outputs

@@ -11,7 +11,7 @@ from tcmp_pyg.pruning import (TCMP, EffectivePruning, MagnitudePruning,
 from tcmp_pyg.pruning.connectivity import LayerView, flow_layers
 from tcmp_pyg.pruning.select import consistent_masks
 
-from helpers import batch, shrink_classifier, small_attention, small_stgcn
+from helpers import batch, coverage_case, shrink_classifier, small_attention, small_stgcn
 
 
 def kept(model):
@@ -143,12 +143,7 @@ def test_tcmp_is_consistent_at_every_update(make, mode):
        tiny_classifier=st.booleans(), seed=st.integers(0, 10_000))
 def test_tcmp_reaches_every_output_at_every_update(channels, frac, mode,
                                                     tiny_classifier, seed):
-    model = small_stgcn(tuple(channels), seed=seed)
-    if tiny_classifier:
-        shrink_classifier(model)
-    total = sum(m.weight.numel() for _, m in prunable_weights(model))
-    low = coverage_weights(model)
-    budget = int(low + frac * (total - 1 - low))
+    model, total, budget = coverage_case(channels, frac, tiny_classifier, seed)
     pruner = TCMP(model, total - budget, mode=mode, start=0.0, end=0.6)
     steps = 6
     pruner.setup(steps)
