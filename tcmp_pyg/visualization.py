@@ -981,6 +981,16 @@ def aggregate_results(results: Any) -> Dict[Tuple[str, str, float],
     return out
 
 
+def _shared_legend(fig, axes) -> None:
+    # One legend for all models, below the axes, so no curve is covered.
+    handles: Dict[str, Any] = {}
+    for ax in axes:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, h)
+    fig.legend(list(handles.values()), list(handles), loc='outside lower center',
+               ncol=min(len(handles), 5), fontsize=8, frameon=False)
+
+
 def plot_accuracy_vs_rate(results: Any, *, path: Optional[PathLike] = None
                           ) -> 'Figure':
     r"""Test accuracy against the pruning rate, one axes per model.
@@ -1044,13 +1054,7 @@ def plot_accuracy_vs_rate(results: Any, *, path: Optional[PathLike] = None
         ax.set_ylabel('test accuracy (mean ± std)')
         ax.set_title(model, fontsize=10)
         ax.grid(alpha=0.3)
-    # One legend for all models, below the axes, so no curve is covered.
-    handles: Dict[str, Any] = {}
-    for ax in axes:
-        for h, label in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(label, h)
-    fig.legend(list(handles.values()), list(handles), loc='outside lower center',
-               ncol=min(len(handles), 5), fontsize=8, frameon=False)
+    _shared_legend(fig, axes)
     _save(fig, path)
     return fig
 
@@ -1153,12 +1157,7 @@ def plot_accuracy_vs_cost(results: Any, *, path: Optional[PathLike] = None
             ax.set_ylabel('test accuracy (mean ± std)')
             ax.set_title(model, fontsize=10)
             ax.grid(alpha=0.3, which='both')
-    handles: Dict[str, Any] = {}
-    for ax in axes.flat:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(lab, h)
-    fig.legend(list(handles.values()), list(handles), loc='outside lower center',
-               ncol=min(len(handles), 5), fontsize=8, frameon=False)
+    _shared_legend(fig, axes.flat)
     _save(fig, path)
     return fig
 
