@@ -507,6 +507,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
                              schedule=args.schedule, warmup=args.warmup,
                              seed=args.seed, device=args.device,
                              progress=not args.quiet)
+        costs: dict = {}
+
+        def final_metrics(trained) -> dict:  # written with the run's metrics
+            costs['cost'] = _cost(trained, test_ds)
+            return costs
+
         # Everything `evaluate` needs to rebuild the test split, and the run's
         # full argument list.
         meta = dict(dataset=args.dataset, root=root, options=options,
@@ -521,14 +527,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
                     args={k: v for k, v in vars(args).items() if k != 'func'})
         result = train(model, train_ds, test_ds, config, val_dataset=val_ds,
                        pruner=pruner, out_dir=args.out, meta=meta,
-                       tensorboard_dir=tensorboard_dir)
+                       tensorboard_dir=tensorboard_dir,
+                       final_metrics=final_metrics)
     except (FileNotFoundError, ValueError, TypeError, FloatingPointError,
             CheckpointError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
     if not DistributedContext.current().is_main:
         return 0  # rank 0 reports
-    cost = _record_cost(model, test_ds, args.out)
+    cost = costs['cost'] if 'cost' in costs else _cost(model, test_ds)
     if result.resumed_from == result.epochs:
         print(f'{args.out} holds a finished run ({result.epochs} epochs); not '
               f'trained again')
@@ -554,14 +561,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _record_cost(model, test_ds, out: str) -> dict:
-    """Adds the run's costs (:func:`~tcmp_pyg.pruning.compact.model_cost` on
-    one test sequence) to its ``metrics.json`` as ``cost``; returns them."""
-    import json
-
+def _cost(model, test_ds) -> dict:
+    """The run's costs (:func:`~tcmp_pyg.pruning.compact.model_cost` on one
+    test sequence), recorded in its ``metrics.json`` as ``cost``."""
     from torch_geometric.data import Batch
 
-    from tcmp_pyg.checkpoint import atomic_write
     from tcmp_pyg.pruning.compact import model_cost
 
     device = next(model.parameters()).device
@@ -569,11 +573,6 @@ def _record_cost(model, test_ds, out: str) -> dict:
     model.eval()
     cost = model_cost(model, Batch.from_data_list([test_ds[0]]).to(device))
     model.train(was_training)
-    path = os.path.join(out, 'metrics.json')
-    with open(path) as f:
-        metrics = json.load(f)
-    metrics['cost'] = cost
-    atomic_write(path, json.dumps(metrics, indent=1) + '\n')
     return cost
 
 

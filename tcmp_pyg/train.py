@@ -558,7 +558,9 @@ def train(model: nn.Module, train_dataset: Any, test_dataset: Any,
           pruner: Any = None,
           out_dir: Optional[str] = None, meta: Optional[Dict[str, Any]] = None,
           on_epoch_end: Optional[Callable[[Dict[str, Any]], None]] = None,
-          tensorboard_dir: Optional[str] = None) -> TrainResult:
+          tensorboard_dir: Optional[str] = None,
+          final_metrics: Optional[Callable[[nn.Module], Dict[str, Any]]] = None,
+          ) -> TrainResult:
     r"""Trains ``model`` with cross-entropy, optionally pruning it.
 
     The run is reproducible: the same seed gives the same run on CPU (seed the
@@ -605,6 +607,11 @@ def train(model: nn.Module, train_dataset: Any, test_dataset: Any,
         tensorboard_dir (str, optional): Also write every epoch's scalars
             there for TensorBoard (see :func:`log_epoch`; needs the
             ``tensorboard`` package). (default: :obj:`None`)
+        final_metrics (callable, optional): Maps the trained model to more
+            entries of ``metrics.json`` (e.g. its costs). They are written
+            with the rest, in one step, so that a run killed at the end never
+            leaves a ``metrics.json`` that a sweep takes for finished and
+            complete while it lacks them. (default: :obj:`None`)
 
     Returns:
         :class:`TrainResult` (last-epoch test and validation accuracy,
@@ -749,6 +756,8 @@ def train(model: nn.Module, train_dataset: Any, test_dataset: Any,
             metrics.update(val_accuracy=result.val_accuracy,
                            val_loss=history[-1]['val_loss'],
                            num_val=len(val_dataset))
+        if final_metrics is not None:
+            metrics.update(final_metrics(model))
         atomic_write(osp.join(out_dir, 'metrics.json'),
                      json.dumps(metrics, indent=1) + '\n')
     return result

@@ -306,6 +306,24 @@ def test_run_folder_files(splits, tmp_path):
     assert checkpoint['training']['history'] == result.history
 
 
+def test_final_metrics_are_written_with_the_result(splits, tmp_path):
+    # One write: a run killed after metrics.json exists never lacks them.
+    train_ds, test_ds = splits
+    model = tiny_model(train_ds.layout)
+    seen = []
+
+    def final_metrics(trained):
+        seen.append(trained)
+        assert not (tmp_path / 'metrics.json').exists()
+        return dict(cost=dict(params=7))
+
+    train(model, train_ds, test_ds, quick(epochs=1), out_dir=str(tmp_path),
+          final_metrics=final_metrics)
+    assert seen == [model]
+    metrics = json.loads((tmp_path / 'metrics.json').read_text())
+    assert metrics['cost'] == dict(params=7) and 'test_accuracy' in metrics
+
+
 class NaNAfter(STGCN):
     """Outputs NaN logits from the ``nan_from``-th training forward pass on."""
     nan_from = 12
