@@ -783,8 +783,10 @@ def compare(rows: Sequence[Dict[str, object]], *, interval: str = 't',
 
     - its *best rival*: among the other pruning methods (not ``dense``) run at
       that rate, the one with the highest mean test accuracy over its
-      finished runs (ties: the first name in alphabetical order); and
-    - ``dense``, the unpruned model, if the sweep has it.
+      finished runs (ties: the first name in alphabetical order);
+    - ``dense``, the unpruned model, if the sweep has it; and
+    - every narrow dense rival ``dense-wX`` of the sweep (the preset at
+      width ``X`` trained from scratch: the matched-size comparison).
 
     A difference is paired over the ``(fold, seed)`` pairs where both runs
     finished: its mean and confidence interval are those of
@@ -799,10 +801,10 @@ def compare(rows: Sequence[Dict[str, object]], *, interval: str = 't',
 
     Returns:
         One dict per comparison (:obj:`COMPARISON_COLUMNS`; ``versus_role``
-        is ``'best rival'`` or ``'dense'``; ``pairs`` is n; the difference
+        is ``'best rival'``, ``'dense'`` or ``'narrow dense'``; ``pairs`` is n; the difference
         and its bounds are fractions, NaN bounds for fewer than two pairs and
         a NaN mean for none), sorted by model, rate and method, the rival
-        first.
+        first, then dense, then the narrow dense rivals by width.
     """
     by_group: Dict[tuple, List[Dict[str, object]]] = {}
     for r in _finished(rows):
@@ -810,7 +812,11 @@ def compare(rows: Sequence[Dict[str, object]], *, interval: str = 't',
     out: List[Dict[str, object]] = []
     for model in sorted({k[0] for k in by_group}):
         dense = by_group.get((model, 'dense', 0.0))
-        # Narrow dense rivals (dense-wX) are not pruning methods at a rate.
+        # Narrow dense rivals (dense-wX) are not pruning methods at a rate:
+        # every pruning method is compared with each of them.
+        narrow = sorted((k[1] for k in by_group if k[0] == model
+                         and _is_dense(k[1]) and k[1] != 'dense'),
+                        key=lambda m: float(m[len('dense-w'):]))
         rates = sorted({k[2] for k in by_group if k[0] == model and not _is_dense(k[1])})
         for rate in rates:
             runs = {k[1]: _pairs(v) for k, v in by_group.items()
@@ -824,6 +830,8 @@ def compare(rows: Sequence[Dict[str, object]], *, interval: str = 't',
                     versus.append((rivals[0], 'best rival', runs[rivals[0]]))
                 if dense is not None:
                     versus.append(('dense', 'dense', _pairs(dense)))
+                versus += [(m, 'narrow dense', _pairs(by_group[(model, m, 0.0)]))
+                           for m in narrow]
                 for other, role, other_acc in versus:
                     common = sorted(set(runs[method]) & set(other_acc))
                     diffs = [runs[method][p] - other_acc[p] for p in common]
@@ -848,7 +856,8 @@ def comparisons_table(comparisons: Sequence[Dict[str, object]]) -> str:
     ci = f"{100 * float(c0['confidence']):g} % interval"
     lines = ['Paired differences of test accuracy (percentage points): each '
              'method minus the best rival at its rate (the other pruning method '
-             'with the highest mean accuracy there) and minus dense, over the '
+             'with the highest mean accuracy there), minus dense and minus each '
+             'narrow dense model trained from scratch (dense-wX), over the '
              f'(fold, seed) pairs where both finished; {ci} ({kind}).', '',
              f'| model | pruning | method | minus | pairs | mean difference | {ci} |',
              '| --- | --- | --- | --- | --- | --- | --- |']

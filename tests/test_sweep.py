@@ -313,6 +313,23 @@ def test_compare_pairs_only_the_common_fold_seed_pairs_with_the_best_rival():
     assert math.isnan(lone['low']) and math.isnan(lone['high'])
 
 
+def test_every_pruning_method_is_compared_with_each_narrow_dense_rival():
+    rows = [run('dense', 0.0, 1, 0, 0.9), run('dense-w0.36', 0.0, 1, 0, 0.7),
+            run('dense-w0.36', 0.0, 2, 0, 0.8), run('dense-w0.1', 0.0, 1, 0, 0.4),
+            run('tcmp', 0.99, 1, 0, 0.75), run('tcmp', 0.99, 2, 0, 0.85),
+            run('mp', 0.99, 1, 0, 0.5)]
+    found = compare(rows)
+    assert [(c['method'], c['versus'], c['versus_role']) for c in found] == [
+        ('mp', 'tcmp', 'best rival'), ('mp', 'dense', 'dense'),
+        ('mp', 'dense-w0.1', 'narrow dense'), ('mp', 'dense-w0.36', 'narrow dense'),
+        ('tcmp', 'mp', 'best rival'), ('tcmp', 'dense', 'dense'),
+        ('tcmp', 'dense-w0.1', 'narrow dense'), ('tcmp', 'dense-w0.36', 'narrow dense')]
+    c = by_pair(found)[(0.99, 'tcmp', 'dense-w0.36')]  # paired over folds 1 and 2
+    assert c['pairs'] == 2 and c['mean_difference'] == pytest.approx(0.05)
+    assert by_pair(found)[(0.99, 'tcmp', 'dense-w0.1')]['pairs'] == 1
+    assert '| m | 99 % | tcmp | dense-w0.36 | 2 | +5.0 |' in comparisons_table(found)
+
+
 def test_best_rival_ties_go_to_the_first_name():
     rows = [run('b', 0.9, 1, 0, 0.5), run('a', 0.9, 1, 0, 0.5), run('c', 0.9, 1, 0, 0.6)]
     found = by_pair(compare(rows))
