@@ -491,6 +491,20 @@ def test_accuracy_vs_cost_from_csv(tmp_path):
     np.testing.assert_allclose(x, [1000 + 100 + 1, 1000 + 1000 + 1, 1000 + 10000 + 1])
 
 
+def test_accuracy_vs_cost_draws_the_narrow_dense_rivals_as_one_line():
+    rows = cost_rows() + [
+        dict(model='stgcn-compact', method=f'dense-w{w}', amount=0.0, fold=1, seed=0,
+             test_accuracy=acc, nonzero_params=params, compact_macs=macs)
+        for w, acc, params, macs in [(0.5, 0.7, 3e4, 1e6), (0.1, 0.4, 2e3, 5e4)]]
+    macs_ax = plot_accuracy_vs_cost(rows).axes[1]
+    curves = {c.get_label(): c for c in macs_ax.containers}
+    assert set(curves) == {'MP', 'TCMP', 'dense (no pruning)',
+                           'dense, narrower (from scratch)'}
+    x, y = curves['dense, narrower (from scratch)'][0].get_data()
+    np.testing.assert_allclose(x, [5e4, 1e6, 4e6])  # widths 0.1, 0.5 and 1
+    np.testing.assert_allclose(y[:2], [0.4, 0.7])
+
+
 def test_accuracy_vs_cost_without_costs():
     with pytest.raises(ValueError, match='no run with a test accuracy and costs'):
         plot_accuracy_vs_cost(sweep_rows())
