@@ -873,7 +873,8 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
                    help="(default: dense mp tcmp). 'oneshot' prunes the "
                         "trained 'dense' run of the same model, fold and seed "
                         'by global magnitude at once and fine-tunes it '
-                        "('oneshot-X': by the allocation of 'mp-X'); it needs "
+                        "('oneshot-X': by the allocation of 'mp-X'; "
+                        "'oneshot-tcmp': by TCMP's consistent selection); it needs "
                         "'dense' in the grid and starts once that run finished")
     p.add_argument('--finetune-epochs', type=int, default=None,
                    help='epochs of the oneshot runs (default: --epochs)')

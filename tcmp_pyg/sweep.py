@@ -93,15 +93,19 @@ def combinations(models: Sequence[str], methods: Sequence[str],
 
 # One-shot + fine-tune: 'oneshot' prunes the trained dense run of the same
 # (model, fold, seed) by global magnitude ('mp') at step 0 and fine-tunes it;
-# 'oneshot-X' uses the allocation of the magnitude method 'mp-X'.
+# 'oneshot-X' uses the allocation of the magnitude method 'mp-X', and
+# 'oneshot-tcmp' the consistent selection of 'tcmp' (the same pipeline, only
+# the selection differs).
 ONESHOT = 'oneshot'
 
 
 def oneshot_methods(method_names: Sequence[str]) -> List[str]:
     """The one-shot sweep methods for the pruning methods ``method_names``:
-    ``'oneshot'`` and ``'oneshot-X'`` for every ``'mp-X'``."""
-    return [ONESHOT] + [ONESHOT + name[2:] for name in method_names
-                        if name.startswith('mp-')]
+    ``'oneshot'``, ``'oneshot-X'`` for every ``'mp-X'`` and
+    ``'oneshot-tcmp'`` with ``'tcmp'``."""
+    return ([ONESHOT] + [ONESHOT + name[2:] for name in method_names
+                         if name.startswith('mp-')]
+            + [ONESHOT + '-tcmp'] * ('tcmp' in method_names))
 
 
 def is_oneshot(method: str) -> bool:
@@ -110,9 +114,12 @@ def is_oneshot(method: str) -> bool:
 
 def pruning_method(method: str) -> Optional[str]:
     """The ``--prune`` of a sweep method: None for ``'dense'``, ``'mp-X'``
-    for ``'oneshot-X'`` (``'mp'`` for ``'oneshot'``), else the method."""
+    for ``'oneshot-X'`` (``'mp'`` for ``'oneshot'``, ``'tcmp'`` for
+    ``'oneshot-tcmp'``), else the method."""
     if method == 'dense':
         return None
+    if method == ONESHOT + '-tcmp':
+        return 'tcmp'
     if is_oneshot(method):
         return 'mp' + method[len(ONESHOT):]
     return method

@@ -12,7 +12,7 @@ import torch
 from tcmp_pyg import load_model
 from tcmp_pyg.cli import main
 from tcmp_pyg.nn import prunable_weights
-from tcmp_pyg.pruning import magnitude_prune
+from tcmp_pyg.pruning import TCMP, magnitude_prune
 from tcmp_pyg.sweep import (COMPARISON_COLUMNS, COST_COLUMNS, CSV_COLUMNS,
                             Combination, bootstrap_interval, collect, combinations,
                             compare, comparisons_table, failures_table,
@@ -127,9 +127,10 @@ def test_ray_launcher_without_ray_says_what_to_install(tmp_path, monkeypatch, ca
 
 def test_oneshot_methods_map_to_the_magnitude_allocations():
     assert oneshot_methods(['mp', 'random', 'mp-effective', 'tcmp', 'mp-layer']) \
-        == ['oneshot', 'oneshot-effective', 'oneshot-layer']
-    assert [pruning_method(m) for m in ('dense', 'tcmp', 'oneshot', 'oneshot-lamp')] \
-        == [None, 'tcmp', 'mp', 'mp-lamp']
+        == ['oneshot', 'oneshot-effective', 'oneshot-layer', 'oneshot-tcmp']
+    assert [pruning_method(m) for m in ('dense', 'tcmp', 'oneshot', 'oneshot-lamp',
+                                        'oneshot-tcmp')] \
+        == [None, 'tcmp', 'mp', 'mp-lamp', 'tcmp']
     combo = Combination('stgcn-compact', 'oneshot', 0.9, 2, 1)
     extra = ['--epochs', '3', '--prune-start=0.2', '--prune-end', '0.5',
              '--tcmp-mode', 'relaxed', '--lr', '0.1']
@@ -186,6 +187,30 @@ def test_oneshot_run_fine_tunes_its_finished_dense_run(tmp_path):
     assert all(torch.equal(a.weight_mask, b.weight_mask) for (_, a), (_, b) in
                zip(prunable_weights(expected), prunable_weights(tuned)))
     assert '| stgcn-compact | oneshot | 90 % | 1 |' in (out / 'results.md').read_text()
+
+
+def test_oneshot_tcmp_selects_consistently_from_the_trained_dense_run(tmp_path):
+    out = tmp_path / 'sweep'
+    rows = run_sweep('synthetic', str(tmp_path / 'data'), str(out),
+                     models=['stgcn-compact'], methods=['dense', 'oneshot-tcmp'],
+                     amounts=[0.99], folds=[None], jobs=1, train_args=TRAIN_ARGS,
+                     progress=False, finetune_epochs=2)
+    assert [(r['method'], r['status'], r['dead']) for r in rows] == \
+        [('dense', 'ok', 0), ('oneshot-tcmp', 'ok', 0)]
+    run = out / 'runs' / 'stgcn-compact_oneshot-tcmp_0.99_seed0'
+    metrics = json.loads((run / 'metrics.json').read_text())
+    assert metrics['args']['prune'] == 'tcmp'
+    assert metrics['init_from'] == str(out / 'runs' / 'stgcn-compact_dense_seed0'
+                                       / 'model.pt')
+    # TCMP's selection at step 0 on the trained dense weights, kept to the end.
+    expected = load_model(metrics['init_from'])
+    pruner = TCMP(expected, 0.99, start=0.0, end=0.0)
+    pruner.setup(10)
+    pruner.step(0)
+    tuned = load_model(run / 'model.pt')
+    assert all(torch.equal(a.weight_mask, b.weight_mask) for (_, a), (_, b) in
+               zip(prunable_weights(expected), prunable_weights(tuned)))
+    assert metrics['connectivity']['kept'] == pruner.budget
 
 
 def test_oneshot_run_is_not_started_when_its_dense_run_failed(tmp_path):
