@@ -600,7 +600,8 @@ def train(model: nn.Module, train_dataset: Any, test_dataset: Any,
             (default: :obj:`None`, nothing is written)
         meta (dict, optional): Plain data stored in the checkpoint and in
             ``metrics.json`` (dataset name, root, options, class names,
-            command-line arguments). (default: :obj:`None`)
+            command-line arguments); its ``init_from`` (the checkpoint the
+            weights started from) must match to resume. (default: :obj:`None`)
         on_epoch_end (callable, optional): Called with each epoch's history
             row once its checkpoint is written (on rank 0 only in a process
             group). (default: :obj:`None`)
@@ -680,6 +681,8 @@ def train(model: nn.Module, train_dataset: Any, test_dataset: Any,
         settings['num_val'] = len(val_dataset)
     if ctx.enabled:  # the data order and BatchNorm statistics depend on it
         settings['world_size'] = ctx.world_size
+    if (meta or {}).get('init_from') is not None:  # the weights it started from
+        settings['init_from'] = str(meta['init_from'])
     history: List[Dict[str, Any]] = []
     start_epoch = 0
     path = osp.join(out_dir, CHECKPOINT_NAME) if out_dir else None

@@ -306,6 +306,18 @@ def test_run_folder_files(splits, tmp_path):
     assert checkpoint['training']['history'] == result.history
 
 
+def test_resume_from_other_initial_weights_is_refused(splits, tmp_path):
+    train_ds, test_ds = splits
+    train(tiny_model(train_ds.layout), train_ds, test_ds, quick(epochs=1),
+          out_dir=str(tmp_path), meta=dict(init_from='dense/model.pt'))
+    with pytest.raises(ValueError, match=r'other settings \(init_from\)'):
+        train(tiny_model(train_ds.layout), train_ds, test_ds, quick(epochs=1),
+              out_dir=str(tmp_path), meta=dict(init_from='other/model.pt'))
+    with pytest.raises(ValueError, match=r'other settings \(init_from\)'):
+        train(tiny_model(train_ds.layout), train_ds, test_ds, quick(epochs=1),
+              out_dir=str(tmp_path))
+
+
 def test_final_metrics_are_written_with_the_result(splits, tmp_path):
     # One write: a run killed after metrics.json exists never lacks them.
     train_ds, test_ds = splits
