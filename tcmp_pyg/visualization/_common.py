@@ -31,11 +31,13 @@ METHOD_LABELS = {'mp': 'MP', 'tcmp': 'TCMP', 'random': 'random',
                  'mp-lamp': 'MP, LAMP', 'synflow': 'SynFlow',
                  'channel': 'channel pruning (L1)',
                  'oneshot-lamp': 'one-shot LAMP + fine-tune',
+                 'oneshot-tcmp': 'one-shot TCMP + fine-tune',
                  'dense': 'dense'}
 METHOD_COLORS = {'tcmp': LIVE_COLOR, 'mp': '#d95f02', 'random': '#e7298a',
                  'mp-effective': '#7570b3', 'mp-layer': '#a6761d',
                  'mp-erk': '#e6ab02', 'mp-lamp': '#66a61e', 'synflow': '#1f78b4',
-                 'channel': '#6a3d9a', 'oneshot-lamp': '#b15928'}
+                 'channel': '#6a3d9a', 'oneshot-lamp': '#b15928',
+                 'oneshot-tcmp': '#0b4f3f'}
 
 
 def _new_figure(figsize: Tuple[float, float]) -> 'Figure':
