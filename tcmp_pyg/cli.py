@@ -923,6 +923,10 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument('--interval', default='t', choices=('t', 'bootstrap'),
                    help='95 %% intervals of the results and of the paired '
                    'comparisons: Student-t or percentile bootstrap (default: t)')
+    p.add_argument('--summarize-only', action='store_true',
+                   help='start no run: write the tables and plots of the '
+                        "grid's finished runs (e.g. of a folder filled by "
+                        'several sweep calls)')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     p.set_defaults(func=_cmd_sweep)
 
@@ -964,7 +968,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                          folds=args.folds or [None], seeds=args.seeds,
                          widths=args.widths, train_args=train_args,
                          progress=not args.quiet, interval=args.interval,
-                         finetune_epochs=args.finetune_epochs, **options)
+                         finetune_epochs=args.finetune_epochs,
+                         summarize_only=args.summarize_only, **options)
     except (ImportError, ValueError, ConnectionError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1

@@ -226,7 +226,8 @@ def run_sweep(dataset: str, root: Optional[str], out: str, *,
               address: Optional[str] = None, cpus_per_run: Optional[float] = None,
               gpus_per_run: Optional[float] = None,
               finetune_epochs: Optional[int] = None,
-              interval: str = 't') -> List[Dict[str, object]]:
+              interval: str = 't', summarize_only: bool = False
+              ) -> List[Dict[str, object]]:
     r"""Runs the grid (skipping finished runs) and writes ``results.csv``,
     ``comparisons.csv``, ``results.md`` and the plots into ``out`` (see
     :func:`write_results`).
@@ -275,6 +276,9 @@ def run_sweep(dataset: str, root: Optional[str], out: str, *,
             (default: the ``--epochs`` of ``train_args``, else the recipe's)
         interval (str, optional): The 95 % intervals of the tables: ``'t'``
             (Student-t) or ``'bootstrap'`` (percentile). (default: :obj:`'t'`)
+        summarize_only (bool, optional): Start no run: write the results of
+            the grid's finished runs (e.g. of a folder filled by several
+            sweep calls). (default: :obj:`False`)
 
     Returns:
         One row per run (the CSV rows); failed runs have ``status ==
@@ -307,6 +311,10 @@ def run_sweep(dataset: str, root: Optional[str], out: str, *,
     check_grid(grid, finetune_epochs)
     os.makedirs(osp.join(out, 'runs'), exist_ok=True)
     todo = [c for c in grid if not osp.exists(_metrics_path(out, c))]
+    if summarize_only:
+        if len(todo) == len(grid):
+            raise ValueError(f'run_sweep: no finished run of the grid in {out}')
+        todo = []
     bar = _progress(len(grid), len(grid) - len(todo), progress)
     start = time.time()
     try:

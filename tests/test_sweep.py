@@ -213,6 +213,25 @@ def test_oneshot_tcmp_selects_consistently_from_the_trained_dense_run(tmp_path):
     assert metrics['connectivity']['kept'] == pruner.budget
 
 
+def test_summarize_only_starts_no_run(tmp_path, capsys):
+    out, data = tmp_path / 'sweep', str(tmp_path / 'data')
+    grid = dict(models=['stgcn-compact'], methods=['dense'], amounts=[0.9],
+                folds=[None], train_args=TRAIN_ARGS, progress=False)
+    with pytest.raises(ValueError, match='no finished run of the grid in'):
+        run_sweep('synthetic', data, str(out), summarize_only=True, **grid)
+    run_sweep('synthetic', data, str(out), seeds=[0], **grid)
+    rows = run_sweep('synthetic', data, str(out), seeds=[0, 1], summarize_only=True,
+                     **grid)
+    assert [(r['method'], r['seed']) for r in rows] == [('dense', 0)]
+    assert sorted(p.name for p in (out / 'runs').iterdir()) == \
+        ['stgcn-compact_dense_seed0']
+    assert main(['sweep', '--dataset', 'synthetic', '--root', data, '--out', str(out),
+                 '--methods', 'dense', '--seeds', '0', '1', '--summarize-only',
+                 '--quiet']) == 0
+    assert '1 runs; results in' in capsys.readouterr().out
+    assert not (out / 'runs' / 'stgcn-compact_dense_seed1').exists()
+
+
 def test_oneshot_run_is_not_started_when_its_dense_run_failed(tmp_path):
     out = tmp_path / 'sweep'
     rows = run_sweep('synthetic', str(tmp_path / 'data'), str(out),
