@@ -535,7 +535,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 1
     if not DistributedContext.current().is_main:
         return 0  # rank 0 reports
-    cost = costs['cost'] if 'cost' in costs else _cost(model, test_ds)
+    cost = costs['cost']  # --out is required: train() wrote metrics.json
     if result.resumed_from == result.epochs:
         print(f'{args.out} holds a finished run ({result.epochs} epochs); not '
               f'trained again')

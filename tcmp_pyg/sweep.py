@@ -309,12 +309,12 @@ def run_sweep(dataset: str, root: Optional[str], out: str, *,
                          '(--widths) or as a train argument (--width), not both')
     grid = combinations(models, methods, amounts, folds, seeds, widths)
     check_grid(grid, finetune_epochs)
-    os.makedirs(osp.join(out, 'runs'), exist_ok=True)
     todo = [c for c in grid if not osp.exists(_metrics_path(out, c))]
     if summarize_only:
-        if len(todo) == len(grid):
+        if len(todo) == len(grid):  # refused before anything is written
             raise ValueError(f'run_sweep: no finished run of the grid in {out}')
         todo = []
+    os.makedirs(osp.join(out, 'runs'), exist_ok=True)
     bar = _progress(len(grid), len(grid) - len(todo), progress)
     start = time.time()
     try:

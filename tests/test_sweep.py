@@ -219,6 +219,7 @@ def test_summarize_only_starts_no_run(tmp_path, capsys):
                 folds=[None], train_args=TRAIN_ARGS, progress=False)
     with pytest.raises(ValueError, match='no finished run of the grid in'):
         run_sweep('synthetic', data, str(out), summarize_only=True, **grid)
+    assert not out.exists()
     run_sweep('synthetic', data, str(out), seeds=[0], **grid)
     rows = run_sweep('synthetic', data, str(out), seeds=[0, 1], summarize_only=True,
                      **grid)

@@ -264,7 +264,7 @@ def plot_accuracy_vs_cost(results: Any, *, path: Optional[PathLike] = None
             # The narrow dense rivals (dense-wX, trained from scratch): one
             # curve through the widths, the full width included.
             narrow = [v[:3] for key, v in mine.items()
-                      if key[2] == 0 and key[1] != 'dense' and _is_narrow(key[1])]
+                      if key[2] == 0 and _is_narrow(key[1])]
             if narrow:
                 if (model, 'dense', 0.0) in mine:
                     narrow.append(mine[(model, 'dense', 0.0)][:3])
