@@ -868,14 +868,20 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument('--model', nargs='+', default=['stgcn-compact'],
                    choices=MODEL_NAMES, help='(default: stgcn-compact)')
     p.add_argument('--methods', nargs='+', default=['dense', 'mp', 'tcmp'],
-                   choices=('dense',) + tuple(METHOD_NAMES)
-                   + tuple(oneshot_methods(METHOD_NAMES)),
-                   help="(default: dense mp tcmp). 'oneshot' prunes the "
+                   metavar='METHOD',
+                   help=f"{{{','.join(('dense',) + tuple(METHOD_NAMES) + tuple(oneshot_methods(METHOD_NAMES)))}}} "
+                        "or a --variant label (default: dense mp tcmp). 'oneshot' prunes the "
                         "trained 'dense' run of the same model, fold and seed "
                         'by global magnitude at once and fine-tunes it '
                         "('oneshot-X': by the allocation of 'mp-X'; "
                         "'oneshot-tcmp': by TCMP's consistent selection); it needs "
                         "'dense' in the grid and starts once that run finished")
+    p.add_argument('--variant', action='append', default=[], metavar="'LABEL=METHOD ARGS'",
+                   help="a method variant that --methods may name: its runs train as "
+                        "METHOD with the further train arguments ARGS and are named, "
+                        "tabulated and compared as LABEL, e.g. --variant "
+                        "'tcmp-relaxed=tcmp --tcmp-mode relaxed' --methods tcmp "
+                        'tcmp-relaxed (repeatable)')
     p.add_argument('--finetune-epochs', type=int, default=None,
                    help='epochs of the oneshot runs (default: --epochs)')
     p.add_argument('--amounts', nargs='+', type=float, default=[0.99],
@@ -944,6 +950,27 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             train_args += [flag, str(value)]
     if args.keep_dense:  # train_args_for drops it from the dense runs
         train_args += ['--keep-dense', *args.keep_dense]
+    from tcmp_pyg.pruning import METHOD_NAMES
+    from tcmp_pyg.sweep import oneshot_methods, parse_variant
+
+    variants = {}
+    try:
+        for spec in args.variant:
+            label, method, extra = parse_variant(spec)
+            if label in variants:
+                raise ValueError(f"variant '{label}' given twice")
+            variants[label] = (method, extra)
+    except ValueError as e:
+        print(f'error: --variant: {e}', file=sys.stderr)
+        return 1
+    known = (('dense',) + tuple(METHOD_NAMES) + tuple(oneshot_methods(METHOD_NAMES))
+             + tuple(variants))
+    unknown = [m for m in args.methods if m not in known]
+    if unknown:
+        print(f"error: --methods: unknown method(s) {unknown} (expected one of "
+              f"{', '.join(known)}; a variant needs --variant 'LABEL=METHOD ARGS')",
+              file=sys.stderr)
+        return 1
     if any(a < 0 or a >= 1 for a in args.amounts):
         print(f'error: --amounts must lie in [0, 1), got {args.amounts}',
               file=sys.stderr)
@@ -969,7 +996,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                          widths=args.widths, train_args=train_args,
                          progress=not args.quiet, interval=args.interval,
                          finetune_epochs=args.finetune_epochs,
-                         summarize_only=args.summarize_only, **options)
+                         summarize_only=args.summarize_only, variants=variants,
+                         **options)
     except (ImportError, ValueError, ConnectionError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1

@@ -18,6 +18,7 @@ import json
 import math
 import os
 import os.path as osp
+import re
 import signal
 import subprocess
 import sys
@@ -52,13 +53,23 @@ LAUNCHERS = ('local', 'ray')
 @dataclass(frozen=True)
 class Combination:
     """One run of a sweep (``amount`` is 0 for the dense baseline; ``width``
-    multiplies the preset's hidden channels)."""
+    multiplies the preset's hidden channels). A run of a method *variant*
+    (see :func:`parse_variant`) has the variant's label as ``method``, the
+    sweep method it derives from as ``variant_of`` and its further train
+    arguments as ``variant_args``."""
     model: str
     method: str
     amount: float
     fold: Optional[int]
     seed: int
     width: float = 1.0
+    variant_of: Optional[str] = None
+    variant_args: Tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> str:
+        """The sweep method that decides how the run trains."""
+        return self.method if self.variant_of is None else self.variant_of
 
     @property
     def label(self) -> str:
@@ -75,20 +86,71 @@ class Combination:
 
 def combinations(models: Sequence[str], methods: Sequence[str],
                  amounts: Sequence[float], folds: Sequence[Optional[int]],
-                 seeds: Sequence[int], widths: Sequence[float] = (1.0,)
+                 seeds: Sequence[int], widths: Sequence[float] = (1.0,),
+                 variants: Optional[Mapping[str, Tuple[str, Sequence[str]]]] = None
                  ) -> List[Combination]:
     """The grid; ``dense`` runs once per (model, width, fold, seed), not per
-    amount; pruning methods run at width 1."""
+    amount; pruning methods run at width 1. ``methods`` may name the labels
+    of ``variants`` (label -> (sweep method, train arguments))."""
+    variants = dict(variants or {})
     out = []
     for model in models:
         for method in methods:
+            base, args = variants.get(method, (None, ()))
             for width in (widths if method == 'dense' else [1.0]):
                 for amount in ([0.0] if method == 'dense' else amounts):
                     for fold in folds:
                         for seed in seeds:
                             out.append(Combination(model, method, float(amount),
-                                                   fold, seed, float(width)))
+                                                   fold, seed, float(width),
+                                                   base, tuple(args)))
     return out
+
+
+_LABEL = re.compile(r'[A-Za-z0-9][A-Za-z0-9._+-]*\Z')
+
+
+def parse_variant(spec: str) -> Tuple[str, str, List[str]]:
+    """Parses a method variant ``'LABEL=METHOD ARGS...'``, e.g.
+    ``'tcmp-relaxed=tcmp --tcmp-mode relaxed'``: the runs of ``LABEL`` train
+    as the sweep method ``METHOD`` with the further ``tcmp-pyg train``
+    arguments ``ARGS``, and are named, tabulated and compared as ``LABEL``
+    beside the other methods of the same folder.
+
+    Returns:
+        ``(label, method, args)``.
+    """
+    import shlex
+
+    label, sep, rest = spec.partition('=')
+    words = shlex.split(rest)
+    if not sep or not words:
+        raise ValueError(f"variant {spec!r}: expected 'LABEL=METHOD ARGS...', "
+                         "e.g. 'tcmp-relaxed=tcmp --tcmp-mode relaxed'")
+    return label.strip(), words[0], words[1:]
+
+
+def check_variants(variants: Mapping[str, Tuple[str, Sequence[str]]]) -> None:
+    """Refuses a variant whose label is a sweep method or not a plain name,
+    or whose method is not a pruning or one-shot sweep method."""
+    from tcmp_pyg.pruning import METHOD_NAMES
+
+    methods = tuple(METHOD_NAMES) + tuple(oneshot_methods(METHOD_NAMES))
+    for label, (method, args) in variants.items():
+        if label == 'dense' or label.startswith('dense-') or label in methods:
+            raise ValueError(f"variant '{label}': the label must differ from the "
+                             f"sweep methods and from 'dense[-wX]' (choose e.g. "
+                             f"'{method}-v2')")
+        if not _LABEL.match(label):
+            raise ValueError(f"variant '{label}': a label is letters, digits and "
+                             "'.', '_', '+', '-' (it names the run folders)")
+        if method not in methods:
+            raise ValueError(f"variant '{label}': expected its method to be one of "
+                             f"{methods} (got '{method}')")
+        if any(a.split('=', 1)[0] in ('--prune', '--amount', '--out', '--width')
+               for a in args):
+            raise ValueError(f"variant '{label}': its arguments may not set --prune, "
+                             '--amount, --out or --width (the sweep sets them)')
 
 
 # One-shot + fine-tune: 'oneshot' prunes the trained dense run of the same
@@ -144,11 +206,11 @@ def train_command(combo: Combination, out_dir: str, dataset: str,
         cmd += ['--root', root]
     if combo.fold is not None:
         cmd += ['--fold', str(combo.fold)]
-    method = pruning_method(combo.method)
+    method = pruning_method(combo.kind)
     if method is not None:
         cmd += ['--prune', method, '--amount', repr(combo.amount)]
     drop: List[str] = []
-    if is_oneshot(combo.method):
+    if is_oneshot(combo.kind):
         dense = osp.join(osp.dirname(out_dir), dense_run(combo).name, 'model.pt')
         cmd += ['--init-from', dense, '--prune-start', '0', '--prune-end', '0']
         drop += ['--prune-start', '--prune-end']
@@ -157,8 +219,9 @@ def train_command(combo: Combination, out_dir: str, dataset: str,
             drop.append('--epochs')
     if combo.width != 1.0:
         cmd += ['--width', repr(combo.width)]
-    # `train` refuses pruning options that do not apply to the run's method.
-    return cmd + train_args_for(method, train_args, drop=drop)
+    # `train` refuses pruning options that do not apply to the run's method;
+    # a variant's own arguments come last, so they win over the sweep's.
+    return cmd + train_args_for(method, train_args, drop=drop) + list(combo.variant_args)
 
 
 def check_grid(grid: Sequence[Combination],
@@ -168,12 +231,12 @@ def check_grid(grid: Sequence[Combination],
     from tcmp_pyg.pruning import METHOD_NAMES
 
     names = {c.name for c in grid}
-    oneshot = [c for c in grid if is_oneshot(c.method)]
+    oneshot = [c for c in grid if is_oneshot(c.kind)]
     for combo in oneshot:
-        if pruning_method(combo.method) not in METHOD_NAMES:
+        if pruning_method(combo.kind) not in METHOD_NAMES:
             raise ValueError(
                 f"run_sweep: method '{combo.method}' would prune with "
-                f"'{pruning_method(combo.method)}', which is not a pruning "
+                f"'{pruning_method(combo.kind)}', which is not a pruning "
                 f"method (expected one of {oneshot_methods(METHOD_NAMES)})")
         if dense_run(combo).name not in names:
             raise ValueError(
@@ -226,7 +289,8 @@ def run_sweep(dataset: str, root: Optional[str], out: str, *,
               address: Optional[str] = None, cpus_per_run: Optional[float] = None,
               gpus_per_run: Optional[float] = None,
               finetune_epochs: Optional[int] = None,
-              interval: str = 't', summarize_only: bool = False
+              interval: str = 't', summarize_only: bool = False,
+              variants: Optional[Mapping[str, Tuple[str, Sequence[str]]]] = None
               ) -> List[Dict[str, object]]:
     r"""Runs the grid (skipping finished runs) and writes ``results.csv``,
     ``comparisons.csv``, ``results.md`` and the plots into ``out`` (see
@@ -279,6 +343,11 @@ def run_sweep(dataset: str, root: Optional[str], out: str, *,
         summarize_only (bool, optional): Start no run: write the results of
             the grid's finished runs (e.g. of a folder filled by several
             sweep calls). (default: :obj:`False`)
+        variants (Mapping[str, tuple], optional): Method variants, ``label ->
+            (method, train arguments)`` (see :func:`parse_variant`), whose
+            labels ``methods`` may name: e.g. ``{'tcmp-relaxed': ('tcmp',
+            ['--tcmp-mode', 'relaxed'])}`` runs TCMP in relaxed mode beside
+            ``'tcmp'`` in one folder, paired in the comparisons.
 
     Returns:
         One row per run (the CSV rows); failed runs have ``status ==
@@ -307,7 +376,13 @@ def run_sweep(dataset: str, root: Optional[str], out: str, *,
                                      for a in train_args):
         raise ValueError('run_sweep: give the widths either as widths '
                          '(--widths) or as a train argument (--width), not both')
-    grid = combinations(models, methods, amounts, folds, seeds, widths)
+    variants = dict(variants or {})
+    check_variants(variants)
+    unused = sorted(set(variants) - set(methods))
+    if unused:
+        raise ValueError(f'run_sweep: variant(s) {unused} not among the methods '
+                         f'{list(methods)}')
+    grid = combinations(models, methods, amounts, folds, seeds, widths, variants)
     check_grid(grid, finetune_epochs)
     todo = [c for c in grid if not osp.exists(_metrics_path(out, c))]
     if summarize_only:
@@ -399,7 +474,7 @@ def _dependencies(todo: Sequence[Combination]) -> Dict[str, str]:
     run is in ``todo`` too (otherwise it finished already)."""
     names = {c.name for c in todo}
     return {c.name: dense_run(c).name for c in todo
-            if is_oneshot(c.method) and dense_run(c).name in names}
+            if is_oneshot(c.kind) and dense_run(c).name in names}
 
 
 def _not_run(dependency: str) -> str:

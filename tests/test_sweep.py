@@ -271,6 +271,67 @@ def test_dense_rivals_at_other_widths(tmp_path):
 
 
 
+def test_a_method_variant_trains_with_its_arguments_under_its_label(tmp_path, capsys):
+    variants = {'tcmp-relaxed': ('tcmp', ['--tcmp-mode', 'relaxed'])}
+    grid = combinations(['stgcn-compact'], ['tcmp', 'tcmp-relaxed'], [0.9], [None],
+                        [0], variants=variants)
+    assert [(c.label, c.kind, c.name) for c in grid] == [
+        ('tcmp', 'tcmp', 'stgcn-compact_tcmp_0.9_seed0'),
+        ('tcmp-relaxed', 'tcmp', 'stgcn-compact_tcmp-relaxed_0.9_seed0')]
+    cmd = train_command(grid[1], 'o', 'synthetic', None, ['--tcmp-mode', 'hard'])
+    # The variant's own arguments come last: they win over the sweep's.
+    assert cmd[cmd.index('--prune'):] == ['--prune', 'tcmp', '--amount', '0.9',
+                                          '--tcmp-mode', 'hard',
+                                          '--tcmp-mode', 'relaxed']
+
+    out = tmp_path / 'sweep'
+    rows = run_sweep('synthetic', str(tmp_path / 'data'), str(out),
+                     models=['stgcn-compact'], methods=['tcmp', 'tcmp-relaxed'],
+                     amounts=[0.9], folds=[None], jobs=2, train_args=TRAIN_ARGS,
+                     progress=False, variants=variants)
+    assert [(r['method'], r['status']) for r in rows] == \
+        [('tcmp', 'ok'), ('tcmp-relaxed', 'ok')]
+    modes = [json.loads((out / 'runs' / c.name / 'metrics.json').read_text())
+             ['args']['tcmp_mode'] for c in grid]
+    assert modes == ['hard', 'relaxed']
+    comparisons = read_csv(out / 'comparisons.csv')
+    assert [(c['method'], c['versus'], c['pairs']) for c in comparisons] == [
+        ('tcmp', 'tcmp-relaxed', '1'), ('tcmp-relaxed', 'tcmp', '1')]
+
+    # The CLI spelling; the same folder summarised again with the variant.
+    assert main(['sweep', '--dataset', 'synthetic', '--root', str(tmp_path / 'data'),
+                 '--out', str(out), '--methods', 'tcmp', 'tcmp-relaxed', '--amounts',
+                 '0.9', '--variant', 'tcmp-relaxed=tcmp --tcmp-mode relaxed',
+                 '--summarize-only', '--quiet']) == 0
+    assert '| stgcn-compact | tcmp-relaxed | 90 % | 1 |' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize('variants, methods, message', [
+    ({'tcmp': ('tcmp', ['--tcmp-mode', 'relaxed'])}, ['tcmp'],
+     "variant 'tcmp': the label must differ from the sweep methods"),
+    ({'dense-w2': ('mp', [])}, ['dense-w2'], 'must differ from the sweep methods'),
+    ({'a/b': ('mp', [])}, ['a/b'], 'a label is letters, digits'),
+    ({'v': ('dense', [])}, ['v'], "expected its method to be one of .* \\(got 'dense'\\)"),
+    ({'v': ('tcmp', ['--amount', '0.5'])}, ['v'], 'may not set --prune, --amount'),
+    ({'v': ('tcmp', [])}, ['tcmp'], r"variant\(s\) \['v'\] not among the methods"),
+])
+def test_bad_method_variants_are_refused(tmp_path, variants, methods, message):
+    with pytest.raises(ValueError, match=message):
+        run_sweep('synthetic', None, str(tmp_path / 'o'), models=['stgcn-compact'],
+                  methods=methods, amounts=[0.9], folds=[None], variants=variants)
+    assert not (tmp_path / 'o').exists()
+
+
+def test_cli_sweep_names_an_unknown_method_or_a_malformed_variant(tmp_path, capsys):
+    base = ['sweep', '--dataset', 'synthetic', '--out', str(tmp_path / 'o'), '--quiet']
+    assert main(base + ['--methods', 'tcmp', 'tcmp-x']) == 1
+    assert "unknown method(s) ['tcmp-x']" in capsys.readouterr().err
+    assert main(base + ['--methods', 'tcmp', '--variant', 'tcmp-x']) == 1
+    assert "--variant: variant 'tcmp-x': expected 'LABEL=METHOD ARGS...'" \
+        in capsys.readouterr().err
+    assert not (tmp_path / 'o').exists()
+
+
 # -- statistics ----------------------------------------------------------------
 
 def test_t_interval_matches_a_hand_computed_value():
