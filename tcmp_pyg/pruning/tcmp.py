@@ -113,12 +113,14 @@ def channel_focus_scores(flow: ChannelFlow, layers: Sequence[FlowLayer],
     scores = []
     for fl, m in zip(layers, magnitudes):
         # In logs: no overflow whatever the exponent; a zero gives -inf.
-        pair = fl.module.expand_channels(importance[fl.edge.src],
-                                         importance[fl.edge.dst])
-        key = (m.double().log() + focus * pair.log()).reshape(-1)
+        log_in = importance[fl.edge.src].log().to(m.dtype)
+        log_out = importance[fl.edge.dst].log().to(m.dtype)
+        pair = (fl.module.expand_channels(log_in, torch.ones_like(log_out))
+                + fl.module.expand_channels(torch.ones_like(log_in), log_out))
+        key = (m.log() + focus * pair).reshape(-1)
         order = torch.argsort(key, descending=True, stable=True)
         flat = torch.empty_like(m.reshape(-1))
-        flat[order] = torch.sort(m.reshape(-1), descending=True, stable=True).values
+        flat[order] = torch.sort(m.reshape(-1), descending=True).values
         scores.append(flat.view_as(m))
     return scores
 
