@@ -6,9 +6,12 @@ each rate (99 % and 99.9 %) the benchmark trains the model with TCMP (hard
 mode) on SBU, fold 1, with the preset's recipe (augmentation, SGD, lr 0.1,
 cosine) but only ``--epochs`` epochs (default 30), the budget reached by
 ``--prune-end`` of training (default 0.5: masks frozen for the second half,
-so they have settled), seed 0. Each run is written once under
+so they have settled), seed 0; ``--channel-focus A`` trains with TCMP's
+``channel_focus=A`` instead (default 0: plain TCMP), the same budget on fewer,
+fuller channels. Each run is written once under
 ``--cache`` (default ``benchmarks/.cache``, git-ignored) and reused by later
-calls (an interrupted run resumes).
+calls (an interrupted run resumes); a nonzero focus is part of the run's
+name, so runs of different focus values are cached apart.
 
 Then, at batch 1 and 64 (test sequences), eval mode, autograd off: the masked
 model against its compacted model's folded inference path (see
@@ -24,10 +27,12 @@ Without ``--sbu-root`` (a root whose ``raw/`` holds the SBU Kinect
 Interaction files), or when it has no ``raw/``, it falls back to the
 synthetic dataset on the SBU layout, with a warning.
 
-    python benchmarks/bench_compact.py --sbu-root datasets/sbu [--epochs 30]
+    python benchmarks/bench_compact.py --sbu-root datasets/sbu [--epochs 30] \
+        [--channel-focus 2]
 
 Ends with ``RESULT speedup_trained_b1_0.99=... params_0.99=... macs_0.99=...
-live_macs_0.99=...``.
+live_macs_0.99=...`` (the same keys whatever the focus: run the benchmark
+once per value).
 """
 import argparse
 import copy
@@ -90,13 +95,16 @@ def trained(args, dataset, train_ds, test_ds, amount):
     """The TCMP-trained model at ``amount`` (from the cache when there) and
     its last-epoch test accuracy."""
     name = (f"{dataset.replace(' ', '')}-{args.model}-tcmp{amount:g}-e{args.epochs}"
-            f"-p{args.prune_start:g}-{args.prune_end:g}-seed{args.seed}")
+            f"-p{args.prune_start:g}-{args.prune_end:g}"
+            f"{f'-focus{args.channel_focus:g}' if args.channel_focus else ''}"
+            f"-seed{args.seed}")
     out = osp.join(args.cache, 'bench_compact', name)
     sample = train_ds[0]
     torch.manual_seed(args.seed)
     model = build_model(args.model, sample.x.size(-1), len(train_ds.class_names),
                         train_ds.layout, num_frames=sample.x.size(1))
-    pruner = TCMP(model, amount, start=args.prune_start, end=args.prune_end)
+    pruner = TCMP(model, amount, start=args.prune_start, end=args.prune_end,
+                  channel_focus=args.channel_focus)
     recipe = recipe_for(args.model)
     config = (recipe.train_config(epochs=args.epochs, seed=args.seed, progress=False)
               if dataset != 'synthetic' else
@@ -128,6 +136,8 @@ def main():
     parser.add_argument('--prune-start', type=float, default=0.1)
     parser.add_argument('--prune-end', type=float, default=0.5)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--channel-focus', type=float, default=0.0,
+                        help="TCMP's channel_focus (default: 0, plain TCMP)")
     parser.add_argument('--amounts', type=float, nargs='+', default=[0.99, 0.999])
     parser.add_argument('--cache', default=osp.join(HERE, '.cache'))
     parser.add_argument('--sparse-below', type=float, default=0.3,
@@ -140,8 +150,10 @@ def main():
     dataset, train_ds, test_ds = splits(args)
     batches = {b: test_batch(test_ds, b) for b in (1, 64)}
 
+    focus = (f', channel_focus {args.channel_focus:g}' if args.channel_focus
+             else '')
     print(f'{args.model} on {dataset}, T={args.frames}, {args.threads} threads; '
-          f'masks from TCMP (hard) training: {args.epochs} epochs, budget '
+          f'masks from TCMP (hard{focus}) training: {args.epochs} epochs, budget '
           f'reached at {args.prune_end:g} of training (frozen after), seed '
           f'{args.seed}')
     results, rows = {}, []

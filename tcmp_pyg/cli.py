@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import math
 import os
 import statistics
 import sys
@@ -161,11 +162,27 @@ _PRUNING_LISTS = ('keep_dense',)
 # Methods an option applying to "every method" (None above) does not fit.
 _PRUNING_EXCEPT: Dict[str, Tuple[str, ...]] = {}
 
+# TCMP's channel focus: the same budget on fewer, fuller channels.
+PRUNING_DEFAULTS['tcmp_channel_focus'] = 0.0
+_PRUNING_METHODS['tcmp_channel_focus'] = ('tcmp',)
+
 # SynFlow prunes once at initialisation: no schedule, its own iterations.
 PRUNING_DEFAULTS['synflow_iterations'] = 100
 _PRUNING_METHODS['synflow_iterations'] = ('synflow',)
 for _dest in ('prune_start', 'prune_end', 'update_every'):
     _PRUNING_EXCEPT[_dest] = _PRUNING_EXCEPT.get(_dest, ()) + ('synflow',)
+
+
+def _channel_focus(text: str) -> float:
+    """``--tcmp-channel-focus``: a finite float >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0.0):
+        raise argparse.ArgumentTypeError(f'expected a finite number >= 0 (got '
+                                         f'{text!r})')
+    return value
 
 
 def _flag(dest: str) -> str:
@@ -345,6 +362,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     prune.add_argument('--tcmp-mode', default=None, choices=('hard', 'relaxed'),
                        help='tcmp: how gradients pass the selection (default: '
                             f"{PRUNING_DEFAULTS['tcmp_mode']})")
+    prune.add_argument('--tcmp-channel-focus', type=_channel_focus, default=None,
+                       metavar='A',
+                       help='tcmp: rank each layer\'s entries by |w| times '
+                            '(importance of its input and output channels)^A, '
+                            'spending the budget on fewer, fuller channels '
+                            '(a smaller compacted model); 0 ranks by |w| '
+                            f"(default: {PRUNING_DEFAULTS['tcmp_channel_focus']})")
     prune.add_argument('--prune-start', type=float, default=None,
                        help='fraction of training before pruning starts '
                             f"(default: {PRUNING_DEFAULTS['prune_start']})")
@@ -499,7 +523,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                                  tcmp_mode=args.tcmp_mode, start=args.prune_start,
                                  end=args.prune_end, update_every=args.update_every,
                                  seed=args.seed, keep_dense=args.keep_dense,
-                                 synflow_iterations=args.synflow_iterations)
+                                 synflow_iterations=args.synflow_iterations,
+                                 tcmp_channel_focus=args.tcmp_channel_focus)
         config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size,
                              lr=args.lr, optimizer=args.optimizer,
                              weight_decay=args.weight_decay,

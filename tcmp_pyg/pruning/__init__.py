@@ -48,9 +48,11 @@ _MP_ALLOCATIONS = {'mp': 'global', 'mp-layer': 'layer', 'mp-erk': 'erk',
 def make_pruner(name: str, model, amount, *, tcmp_mode: str = 'hard',
                 start: float = 0.1, end: float = 0.6, update_every: int = 1,
                 seed: int = 0, keep_dense: Sequence[str] = (),
-                synflow_iterations: int = 100) -> PruningMethod:
+                synflow_iterations: int = 100,
+                tcmp_channel_focus: float = 0.0) -> PruningMethod:
     """Builds the pruning method called ``name`` (CLI and sweep names);
-    ``keep_dense`` names layers that keep every weight inside the budget."""
+    ``keep_dense`` names layers that keep every weight inside the budget,
+    ``tcmp_channel_focus`` is TCMP's ``channel_focus``."""
     schedule = dict(start=start, end=end, update_every=update_every,
                     keep_dense=keep_dense)
     if name in _MP_ALLOCATIONS:
@@ -61,7 +63,8 @@ def make_pruner(name: str, model, amount, *, tcmp_mode: str = 'hard',
     if name == 'mp-effective':
         return EffectivePruning(model, amount, **schedule)
     if name == 'tcmp':
-        return TCMP(model, amount, mode=tcmp_mode, **schedule)
+        return TCMP(model, amount, mode=tcmp_mode,
+                    channel_focus=tcmp_channel_focus, **schedule)
     if name == 'synflow':  # pruned at initialisation: no schedule
         return SynFlow(model, amount, iterations=synflow_iterations,
                        keep_dense=keep_dense)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import List, Optional
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -12,6 +12,117 @@ from tcmp_pyg.nn.prunable import ChannelFlow
 from tcmp_pyg.pruning.base import Amount, PruningMethod
 from tcmp_pyg.pruning.connectivity import FlowLayer, close_gates, reachability
 from tcmp_pyg.pruning.select import consistent_masks, top_order
+
+
+def channel_groups(flow: ChannelFlow) -> Tuple[List[int], Tensor]:
+    r"""Channels that are one channel for pruning: those joined one to one by
+    identity edges (residual sums, concatenations).
+
+    Args:
+        flow (ChannelFlow): The channel flow.
+
+    Returns:
+        ``(offsets, group)``: where each node's channels start in the
+        concatenation of all nodes' channels (one more entry for the end), and
+        a group id per channel of that concatenation.
+    """
+    offsets = [0]
+    for node in flow.nodes:
+        offsets.append(offsets[-1] + node.size)
+    parent = list(range(offsets[-1]))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for e in flow.edges:
+        if e.module is None:
+            for i, o in zip(e.src_index.tolist(), e.dst_index.tolist()):
+                a, b = find(offsets[e.src] + i), find(offsets[e.dst] + o)
+                if a != b:
+                    parent[a] = b
+    return offsets, torch.tensor([find(x) for x in range(offsets[-1])],
+                                 dtype=torch.long)
+
+
+def channel_importance(flow: ChannelFlow, layers: Sequence[FlowLayer],
+                       groups: Optional[Tuple[List[int], Tensor]] = None
+                       ) -> List[Tensor]:
+    r"""The importance :math:`g_c` of every channel: the sum of
+    :math:`|\hat{w}|` over every prunable entry that reads or writes it (in
+    any layer: the channel is an output of one layer and an input of the
+    next), channels of one :func:`channel_groups` group adding up.
+
+    Only ``weight``, ``in_axis`` and ``out_axis`` of the layers are read.
+
+    Args:
+        flow (ChannelFlow): The channel flow.
+        layers (Sequence[FlowLayer]): Its prunable layers.
+        groups (tuple, optional): :func:`channel_groups` of ``flow``
+            (computed when not given).
+
+    Returns:
+        One float64 vector per node of ``flow``.
+    """
+    offsets, group = channel_groups(flow) if groups is None else groups
+    device = layers[0].module.weight.device if len(layers) else None
+    total = torch.zeros(offsets[-1], dtype=torch.float64, device=device)
+    for fl in layers:
+        w = fl.module.weight.detach().abs().double()
+        for node, axis in ((fl.edge.src, fl.module.in_axis),
+                           (fl.edge.dst, fl.module.out_axis)):
+            per = w.movedim(axis, 0)
+            total[offsets[node]:offsets[node + 1]] += per.reshape(per.size(0), -1).sum(1)
+    group = group.to(total.device)
+    total = torch.zeros_like(total).index_add_(0, group, total)[group]
+    return [total[offsets[v]:offsets[v + 1]] for v in range(len(flow.nodes))]
+
+
+def channel_focus_scores(flow: ChannelFlow, layers: Sequence[FlowLayer],
+                         focus: float,
+                         groups: Optional[Tuple[List[int], Tensor]] = None
+                         ) -> List[Tensor]:
+    r"""Every layer's magnitudes reordered towards strong channels.
+
+    Within a layer, the entry from input channel :math:`i` to output channel
+    :math:`o` is ranked by :math:`|\hat{w}| \, (g_i \, g_o)^a`
+    (:func:`channel_importance`, :math:`a` = ``focus``), and the layer's own
+    magnitudes, sorted, are handed out in that order: the largest
+    :math:`|\hat{w}|` of the layer goes to its best-ranked entry, and so on
+    (ties by position). Each layer keeps exactly the scores it had, so the
+    ranking across layers (how much of the budget each layer gets before
+    consistency) is unchanged; only which of its entries win moves to the
+    channels that are strong on both sides. ``focus=0`` gives
+    :math:`|\hat{w}|` unchanged.
+
+    Args:
+        flow (ChannelFlow): The channel flow.
+        layers (Sequence[FlowLayer]): Its prunable layers.
+        focus (float): The exponent :math:`a \ge 0`.
+        groups (tuple, optional): :func:`channel_groups` of ``flow``.
+
+    Returns:
+        One detached score tensor per layer, of its weight's shape and dtype.
+    """
+    magnitudes = [fl.module.weight.detach().abs() for fl in layers]
+    if focus == 0.0:
+        return magnitudes
+    importance = channel_importance(flow, layers, groups)
+    scores = []
+    for fl, m in zip(layers, magnitudes):
+        # In logs: no overflow whatever the exponent; a zero gives -inf.
+        log_in = importance[fl.edge.src].log().to(m.dtype)
+        log_out = importance[fl.edge.dst].log().to(m.dtype)
+        pair = (fl.module.expand_channels(log_in, torch.ones_like(log_out))
+                + fl.module.expand_channels(torch.ones_like(log_in), log_out))
+        key = (m.log() + focus * pair).reshape(-1)
+        order = torch.argsort(key, descending=True, stable=True)
+        flat = torch.empty_like(m.reshape(-1))
+        flat[order] = torch.sort(m.reshape(-1), descending=True).values
+        scores.append(flat.view_as(m))
+    return scores
 
 
 def _soft_or(x: Tensor, dim: int = -1) -> Tensor:
@@ -91,6 +202,19 @@ class TCMP(PruningMethod):
       schedule) times relaxed passes with :math:`h(x) = 1 - e^{-x}`, and the
       loss gets :math:`\lambda ((\sum m_{\text{eff}} - B) / B)^2`.
 
+    With ``channel_focus`` :math:`a > 0` the selection ranks
+    :func:`channel_focus_scores` instead of :math:`|\hat{w}|`: within each
+    layer, entries are ordered by :math:`|\hat{w}| (g_i g_o)^a`, where
+    :math:`g_c` is the total :math:`|\hat{w}|` touching channel :math:`c`
+    in every layer (recomputed from the latent weights at every update), and
+    receive the layer's own magnitudes in that order. The same budget is
+    then spent on fewer, fuller channels, so the compacted model
+    (:func:`~tcmp_pyg.pruning.compact`) is smaller, while each layer's scores,
+    hence its share of the budget, stay those of :math:`|\hat{w}|`.
+    ``keep_dense`` layers are still selected first. In ``'relaxed'`` mode the
+    sigmoid compares the same reordered scores with the threshold, with the
+    gradient of :math:`|\hat{w}|`.
+
     Args:
         model (nn.Module): A model declaring its channel flow.
         amount (int or float): Weights to remove (count or fraction).
@@ -100,6 +224,9 @@ class TCMP(PruningMethod):
             loss. (default: :obj:`1.0`)
         temperature (float, optional): Initial relaxed temperature, relative
             to the threshold. (default: :obj:`0.5`)
+        channel_focus (float, optional): The exponent :math:`a \ge 0` of the
+            channel importance in the selection scores; :obj:`0.0` ranks by
+            :math:`|\hat{w}|` alone. (default: :obj:`0.0`)
         **kwargs: Schedule options and ``keep_dense`` of
             :class:`~tcmp_pyg.pruning.base.PruningMethod`.
     """
@@ -108,12 +235,18 @@ class TCMP(PruningMethod):
 
     def __init__(self, model: nn.Module, amount: Amount, *, mode: str = 'hard',
                  budget_weight: float = 1.0, temperature: float = 0.5,
-                 **kwargs) -> None:
+                 channel_focus: float = 0.0, **kwargs) -> None:
         if mode not in ('hard', 'relaxed'):
             raise ValueError(f"Expected 'mode' to be 'hard' or 'relaxed' (got "
                              f"'{mode}')")
+        if (isinstance(channel_focus, bool)
+                or not isinstance(channel_focus, (int, float))
+                or not math.isfinite(channel_focus) or channel_focus < 0):
+            raise ValueError(f"Expected 'channel_focus' to be a finite float "
+                             f">= 0 (got {channel_focus!r})")
         super().__init__(model, amount, **kwargs)
         self.mode = mode
+        self.channel_focus = float(channel_focus)
         self.budget_weight = float(budget_weight)
         self.temperature = float(temperature)
         self.live = self.total
@@ -122,6 +255,7 @@ class TCMP(PruningMethod):
         self._step = 0
         self._hint: dict = {}  # search state of consistent_masks
         self._theta: Optional[tuple] = None
+        self._groups: Optional[Tuple[List[int], Tensor]] = None
 
     def setup(self, total_steps: int) -> None:
         super().setup(total_steps)
@@ -134,6 +268,16 @@ class TCMP(PruningMethod):
         super().step(step)
         if self.mode == 'relaxed' and not self.frozen and self._support is not None:
             self._relax(self.kept_at(step))
+
+    def scores(self) -> List[Tensor]:
+        r""":func:`channel_focus_scores` of the layers (:math:`|\hat{w}|`
+        when ``channel_focus`` is 0), from the current latent weights."""
+        if self.channel_focus == 0.0:
+            return super().scores()
+        if self._groups is None:  # the flow's structure does not change
+            self._groups = channel_groups(self.flow)
+        return channel_focus_scores(self.flow, self.layers, self.channel_focus,
+                                    self._groups)
 
     def update(self, kept: int, final: bool = False) -> None:
         masks, self.live = consistent_masks(self.flow, self.layers,
@@ -167,9 +311,13 @@ class TCMP(PruningMethod):
         span = max(self.end_step - self.start_step, 1)
         progress = min(max((self._step - self.start_step) / span, 0.0), 1.0)
         tau = float(theta) * self.temperature * math.pow(0.01, progress) + 1e-12
+        # The scores the selection ranked, with the gradient of |w|.
+        ranked = [w.abs() for w in weights]
+        if self.channel_focus != 0.0:
+            ranked = [s + (r - r.detach()) for s, r in zip(self.scores(), ranked)]
         # keep_dense layers are selected whatever their magnitudes.
-        soft = [torch.ones_like(w) if dense else torch.sigmoid((w.abs() - theta) / tau)
-                for w, dense in zip(weights, self.dense)]
+        soft = [torch.ones_like(w) if dense else torch.sigmoid((r - theta) / tau)
+                for w, r, dense in zip(weights, ranked, self.dense)]
         acc, co = relaxed_reachability(self.flow, self.layers, soft)
         eff = [s * fl.module.expand_channels(acc[fl.edge.src], co[fl.edge.dst])
                for s, fl in zip(soft, self.layers)]
@@ -195,5 +343,7 @@ class TCMP(PruningMethod):
 
     def __repr__(self) -> str:
         dense = f', keep_dense={list(self.keep_dense)}' if self.keep_dense else ''
+        focus = (f', channel_focus={self.channel_focus:g}'
+                 if self.channel_focus else '')
         return (f"{type(self).__name__}(amount={self.amount}, mode='{self.mode}'"
-                f'{dense}, budget={self.budget}/{self.total})')
+                f'{focus}{dense}, budget={self.budget}/{self.total})')
