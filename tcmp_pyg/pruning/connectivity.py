@@ -643,3 +643,37 @@ def coverage_weights(model: nn.Module) -> int:
             return int(src[feeds_all].min()) + num_out
         return int(src.min()) + num_out  # a sparse classifier: lower bound
     return int(dist[flow.output].max())
+
+
+def channel_groups(flow: ChannelFlow) -> Tuple[List[int], Tensor]:
+    r"""Channels that are one channel for pruning: those joined one to one by
+    identity edges (residual sums, concatenations).
+
+    Args:
+        flow (ChannelFlow): The channel flow.
+
+    Returns:
+        ``(offsets, group)``: where each node's channels start in the
+        concatenation of all nodes' channels (one more entry for the end), and
+        a group id per channel of that concatenation: the smallest id of its
+        group.
+    """
+    offsets = [0]
+    for node in flow.nodes:
+        offsets.append(offsets[-1] + node.size)
+    parent = list(range(offsets[-1]))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for e in flow.edges:
+        if e.module is None:
+            for i, o in zip(e.src_index.tolist(), e.dst_index.tolist()):
+                a, b = find(offsets[e.src] + i), find(offsets[e.dst] + o)
+                if a != b:  # the smallest id is the root
+                    parent[max(a, b)] = min(a, b)
+    return offsets, torch.tensor([find(x) for x in range(offsets[-1])],
+                                 dtype=torch.long)

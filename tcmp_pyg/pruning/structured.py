@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from tcmp_pyg.nn.prunable import ChannelFlow
 from tcmp_pyg.pruning.base import Amount, PruningMethod
-from tcmp_pyg.pruning.connectivity import FlowLayer, gate_dead_channels
+from tcmp_pyg.pruning.connectivity import FlowLayer, channel_groups, gate_dead_channels
 
 
 @dataclass
@@ -71,29 +71,13 @@ def channel_units(flow: ChannelFlow) -> ChannelUnits:
     (union-find over ``(node, channel)`` pairs), leaving out the units that
     reach the input or the output node; units are numbered by their
     smallest channel id."""
-    offset = [0]
-    for node in flow.nodes:
-        offset.append(offset[-1] + node.size)
-    parent = list(range(offset[-1]))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for e in flow.edges:
-        if e.module is None:
-            for a, b in zip(e.src_index.tolist(), e.dst_index.tolist()):
-                ra, rb = find(offset[e.src] + a), find(offset[e.dst] + b)
-                if ra != rb:
-                    parent[max(ra, rb)] = min(ra, rb)
+    offset, group = channel_groups(flow)
     num_nodes = len(flow.nodes)
     node_of = torch.repeat_interleave(torch.arange(num_nodes),
                                       torch.tensor([n.size for n in flow.nodes]))
     groups: Dict[int, List[int]] = {}
-    for i in range(offset[-1]):
-        groups.setdefault(find(i), []).append(i)
+    for i, root in enumerate(group.tolist()):
+        groups.setdefault(root, []).append(i)
     fixed = {0, flow.output}
     channel_unit = torch.full((offset[-1],), -1, dtype=torch.long)
     unit_set: List[int] = []

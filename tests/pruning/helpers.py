@@ -6,6 +6,7 @@ from torch_geometric.data import Batch, Data
 
 from tcmp_pyg.layouts import get_layout
 from tcmp_pyg.nn import STGCN, AttentionGCN, prunable_weights
+from tcmp_pyg.pruning import connectivity
 
 
 def small_stgcn(channels=(4, 6, 6), seed=0, **kwargs):
@@ -108,3 +109,32 @@ def coverage_case(channels, frac, tiny_classifier, seed):
     total = sum(m.weight.numel() for _, m in prunable_weights(model))
     low = coverage_weights(model)
     return model, total, int(low + frac * (total - 1 - low))
+
+
+def train_checked(model, pruner, steps, data, mode='hard'):
+    """A short SGD run under ``pruner`` that checks, at every mask update, a
+    consistent selection covering every output with exactly the scheduled
+    budget live (and, in relaxed mode, a differentiable penalty inside the
+    schedule); returns how many updates it saw."""
+    pruner.setup(steps)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    seen = 0
+    for step in range(steps):
+        before = pruner.updates
+        pruner.step(step)
+        if pruner.updates > before:
+            seen += 1
+            report = connectivity(model)
+            assert report.is_consistent and report.covers_outputs
+            assert report.live == report.kept == pruner.kept_at(step)
+        loss = model(data).square().mean()
+        penalty = pruner.penalty()
+        if mode == 'relaxed' and pruner.start_step <= step < pruner.end_step:
+            assert penalty is not None and penalty.requires_grad
+        if penalty is not None:
+            loss = loss + penalty
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    pruner.finalize()
+    return seen

@@ -14,7 +14,7 @@ from tcmp_pyg.pruning.connectivity import flow_layers
 from tcmp_pyg.pruning.tcmp import (channel_focus_scores, channel_groups,
                                    channel_importance)
 
-from helpers import batch, coverage_case, small_attention, small_stgcn
+from helpers import batch, coverage_case, small_attention, small_stgcn, train_checked
 
 
 def masks(model):
@@ -170,28 +170,7 @@ def test_focused_tcmp_is_exact_at_every_update_of_training(make, mode):
     model = make()
     pruner = TCMP(model, 0.95, mode=mode, start=0.1, end=0.7, channel_focus=2.0,
                   keep_dense=['fc'] if make is small_stgcn else ())
-    steps = 12
-    pruner.setup(steps)
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    updates = 0
-    for step in range(steps):
-        before = pruner.updates
-        pruner.step(step)
-        if pruner.updates > before:
-            updates += 1
-            report = connectivity(model)
-            assert report.is_consistent and report.covers_outputs
-            assert report.live == report.kept == pruner.kept_at(step)
-        loss = model(batch()).square().mean()
-        penalty = pruner.penalty()
-        if mode == 'relaxed' and pruner.start_step <= step < pruner.end_step:
-            assert penalty is not None and penalty.requires_grad
-        if penalty is not None:
-            loss = loss + penalty
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    pruner.finalize()
+    updates = train_checked(model, pruner, 12, batch(), mode)
     assert updates >= 5
     report = connectivity(model)
     assert report.is_consistent and report.live == report.kept == pruner.budget

@@ -11,7 +11,8 @@ from tcmp_pyg.pruning import (TCMP, EffectivePruning, MagnitudePruning,
 from tcmp_pyg.pruning.connectivity import LayerView, flow_layers
 from tcmp_pyg.pruning.select import consistent_masks
 
-from helpers import batch, coverage_case, shrink_classifier, small_attention, small_stgcn
+from helpers import (batch, coverage_case, shrink_classifier, small_attention, small_stgcn,
+                     train_checked)
 
 
 def kept(model):
@@ -105,29 +106,7 @@ def test_search_hint_never_changes_the_selection(channels, fracs, noise, seed):
 def test_tcmp_is_consistent_at_every_update(make, mode):
     model = make()
     pruner = TCMP(model, 0.95, mode=mode, start=0.1, end=0.7)
-    steps = 20
-    pruner.setup(steps)
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    data = batch()
-    seen_updates = 0
-    for step in range(steps):
-        updates = pruner.updates
-        pruner.step(step)
-        if pruner.updates > updates:
-            seen_updates += 1
-            report = connectivity(model)
-            assert report.is_consistent and report.covers_outputs
-            assert report.live == report.kept == pruner.kept_at(step)
-        loss = model(data).square().mean()
-        penalty = pruner.penalty()
-        if mode == 'relaxed' and pruner.start_step <= step < pruner.end_step:
-            assert penalty is not None and penalty.requires_grad
-        if penalty is not None:
-            loss = loss + penalty
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    pruner.finalize()
+    seen_updates = train_checked(model, pruner, 20, batch(), mode)
     assert seen_updates >= 8
     report = connectivity(model)
     assert report.is_consistent and report.live == report.kept == pruner.budget
