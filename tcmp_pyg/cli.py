@@ -882,8 +882,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _add_sweep(sub: argparse._SubParsersAction) -> None:
     from tcmp_pyg.nn.models import MODEL_NAMES
-    from tcmp_pyg.pruning import METHOD_NAMES
-    from tcmp_pyg.sweep import oneshot_methods
+    from tcmp_pyg.sweep import sweep_methods
 
     p = sub.add_parser('sweep', help='train every (model, method, amount, fold, '
                        'seed) combination; resumable; writes results.csv/.md and a plot')
@@ -892,10 +891,11 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument('--out', required=True, help='sweep folder (runs go to OUT/runs)')
     p.add_argument('--model', nargs='+', default=['stgcn-compact'],
                    choices=MODEL_NAMES, help='(default: stgcn-compact)')
+    names = sweep_methods()
     p.add_argument('--methods', nargs='+', default=['dense', 'mp', 'tcmp'],
                    metavar='METHOD',
-                   help=f"{{{','.join(('dense',) + tuple(METHOD_NAMES) + tuple(oneshot_methods(METHOD_NAMES)))}}} "
-                        "or a --variant label (default: dense mp tcmp). 'oneshot' prunes the "
+                   help=f"{{{','.join(names)}}} or a --variant label (default: "
+                        "dense mp tcmp). 'oneshot' prunes the "
                         "trained 'dense' run of the same model, fold and seed "
                         'by global magnitude at once and fine-tunes it '
                         "('oneshot-X': by the allocation of 'mp-X'; "
@@ -975,8 +975,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             train_args += [flag, str(value)]
     if args.keep_dense:  # train_args_for drops it from the dense runs
         train_args += ['--keep-dense', *args.keep_dense]
-    from tcmp_pyg.pruning import METHOD_NAMES
-    from tcmp_pyg.sweep import oneshot_methods, parse_variant
+    from tcmp_pyg.sweep import parse_variant, sweep_methods
 
     variants = {}
     try:
@@ -988,8 +987,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f'error: --variant: {e}', file=sys.stderr)
         return 1
-    known = (('dense',) + tuple(METHOD_NAMES) + tuple(oneshot_methods(METHOD_NAMES))
-             + tuple(variants))
+    known = sweep_methods() + tuple(variants)
     unknown = [m for m in args.methods if m not in known]
     if unknown:
         print(f"error: --methods: unknown method(s) {unknown} (expected one of "

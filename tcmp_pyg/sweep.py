@@ -133,9 +133,7 @@ def parse_variant(spec: str) -> Tuple[str, str, List[str]]:
 def check_variants(variants: Mapping[str, Tuple[str, Sequence[str]]]) -> None:
     """Refuses a variant whose label is a sweep method or not a plain name,
     or whose method is not a pruning or one-shot sweep method."""
-    from tcmp_pyg.pruning import METHOD_NAMES
-
-    methods = tuple(METHOD_NAMES) + tuple(oneshot_methods(METHOD_NAMES))
+    methods = sweep_methods()[1:]  # not 'dense'
     for label, (method, args) in variants.items():
         if label == 'dense' or label.startswith('dense-') or label in methods:
             raise ValueError(f"variant '{label}': the label must differ from the "
@@ -168,6 +166,14 @@ def oneshot_methods(method_names: Sequence[str]) -> List[str]:
     return ([ONESHOT] + [ONESHOT + name[2:] for name in method_names
                          if name.startswith('mp-')]
             + [ONESHOT + '-tcmp'] * ('tcmp' in method_names))
+
+
+def sweep_methods() -> Tuple[str, ...]:
+    """Every built-in sweep method: ``'dense'``, the pruning methods and
+    their one-shot forms."""
+    from tcmp_pyg.pruning import METHOD_NAMES
+
+    return ('dense',) + tuple(METHOD_NAMES) + tuple(oneshot_methods(METHOD_NAMES))
 
 
 def is_oneshot(method: str) -> bool:

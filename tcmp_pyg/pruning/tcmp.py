@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from tcmp_pyg.nn.prunable import ChannelFlow
+from tcmp_pyg.pruning.allocation import dense_first
 from tcmp_pyg.pruning.base import Amount, PruningMethod
 from tcmp_pyg.pruning.connectivity import (FlowLayer, channel_groups, close_gates,
                                            reachability)
@@ -240,10 +241,8 @@ class TCMP(PruningMethod):
     def scores(self) -> List[Tensor]:
         r""":func:`channel_focus_scores` of the layers (:math:`|\hat{w}|`
         when ``channel_focus`` is 0), from the current latent weights."""
-        if self.channel_focus == 0.0:
-            return super().scores()
-        if self._groups is None:  # the flow's structure does not change
-            self._groups = channel_groups(self.flow)
+        if self.channel_focus and self._groups is None:
+            self._groups = channel_groups(self.flow)  # the flow does not change
         return channel_focus_scores(self.flow, self.layers, self.channel_focus,
                                     self._groups)
 
@@ -269,20 +268,19 @@ class TCMP(PruningMethod):
 
     def _relax(self, kept: int) -> None:
         weights = [layer.module.weight for layer in self.layers]
+        scores = self.scores()  # what the selection ranks, computed once
         fresh, self._theta = self._theta, None
         if fresh is not None and fresh[0] == kept and fresh[1] is not None:
             theta = fresh[1]  # the mask was selected this very step
         else:
-            flat = torch.cat([s.reshape(-1) for s in self.selection_scores()])
+            flat = torch.cat([s.reshape(-1) for s in dense_first(scores, self.dense)])
             order = top_order(flat, kept)
             theta = float(flat[order[-1]] if order.numel() else flat.max())
         span = max(self.end_step - self.start_step, 1)
         progress = min(max((self._step - self.start_step) / span, 0.0), 1.0)
         tau = float(theta) * self.temperature * math.pow(0.01, progress) + 1e-12
         # The scores the selection ranked, with the gradient of |w|.
-        ranked = [w.abs() for w in weights]
-        if self.channel_focus != 0.0:
-            ranked = [s + (r - r.detach()) for s, r in zip(self.scores(), ranked)]
+        ranked = [s + (w.abs() - w.abs().detach()) for s, w in zip(scores, weights)]
         # keep_dense layers are selected whatever their magnitudes.
         soft = [torch.ones_like(w) if dense else torch.sigmoid((r - theta) / tau)
                 for w, r, dense in zip(weights, ranked, self.dense)]
