@@ -182,7 +182,7 @@ def main():
     att.propagation, prop.fused = prop, True
     t_einsum, t_fused, t_messages = (statistics.median(times[k])
                                      for k in ('einsum', 'fused', 'scatter'))
-    print(f'AttentionGCN (SBU, batch 32, T=32), forward+backward per batch:')
+    print('AttentionGCN (SBU, batch 32, T=32), forward+backward per batch:')
     print(f'  dense einsum            {t_einsum * 1e3:8.2f} ms')
     print(f'  MessagePassing, fused   {t_fused * 1e3:8.2f} ms  '
           f'ratio {t_fused / t_einsum:.2f}')

@@ -299,6 +299,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                            "default: the model's recipe)")
     data.add_argument('--no-augment', action='store_true',
                       help='train without augmentation')
+    data.add_argument('--average-body-orders',
+                      action=argparse.BooleanOptionalAction, default=None,
+                      help='evaluate (validation and test) by averaging the '
+                           'predicted probabilities over both orders of the '
+                           'persons of multi-body layouts (no effect on one-'
+                           "body data) (default: the model's recipe)")
     data.add_argument('--no-motion', action='store_true',
                       help='leave out the motion (velocity) channels')
     data.add_argument('--bone', action=argparse.BooleanOptionalAction,
@@ -405,6 +411,7 @@ def _recipe_summary() -> str:
         f"{'' if r.swap_bodies else 'no '}person swap"
         + (f', crop {r.crop:g}' if r.crop is not None else '')
         + (', bone channels' if r.bone else '')
+        + (', evaluated over both person orders' if r.average_body_orders else '')
         for name, r in RECIPES.items())
 
 
@@ -415,7 +422,8 @@ def _apply_recipe(args: argparse.Namespace) -> None:
 
     recipe = recipe_for(args.model)
     for name in ('epochs', 'optimizer', 'lr', 'weight_decay', 'warmup',
-                 'rotation', 'swap_bodies', 'crop', 'bone'):
+                 'rotation', 'swap_bodies', 'crop', 'bone',
+                 'average_body_orders'):
         if getattr(args, name) is None:
             setattr(args, name, getattr(recipe, name))
 
@@ -478,7 +486,7 @@ def _cmd_train_launch(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from tcmp_pyg.checkpoint import CheckpointError, init_from_checkpoint
-    from tcmp_pyg.datasets.splits import dataset_splits
+    from tcmp_pyg.datasets.splits import body_order_views, dataset_splits
     from tcmp_pyg.distributed import DistributedContext, main_process_first
     from tcmp_pyg.nn import build_model, model_size
     from tcmp_pyg.pruning import make_pruner
@@ -544,13 +552,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
                     center=True, **streams, augment=not args.no_augment,
                     rotation=rotation, swap_bodies=args.swap_bodies,
                     crop=args.crop, val_fraction=args.val_fraction,
+                    average_body_orders=args.average_body_orders,
                     class_names=list(train_ds.class_names),
                     model_name=args.model, init_from=args.init_from,
                     width=args.width,
                     parameters=model_size(model, 'parameters'),
                     prunable_weights=model_size(model, 'weights'),
                     args={k: v for k, v in vars(args).items() if k != 'func'})
-        result = train(model, train_ds, test_ds, config, val_dataset=val_ds,
+        test_eval, val_eval = test_ds, val_ds
+        if args.average_body_orders:
+            test_eval = body_order_views(test_ds)
+            val_eval = body_order_views(val_ds) if val_ds is not None else None
+        result = train(model, train_ds, test_eval, config, val_dataset=val_eval,
                        pruner=pruner, out_dir=args.out, meta=meta,
                        tensorboard_dir=tensorboard_dir,
                        final_metrics=final_metrics)
@@ -608,6 +621,10 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                    help='dataset root (default: the one recorded at training)')
     p.add_argument('--device', default='cpu', help='(default: cpu)')
     p.add_argument('--batch-size', type=int, default=64, help='(default: 64)')
+    p.add_argument('--average-body-orders',
+                   action=argparse.BooleanOptionalAction, default=None,
+                   help='average the predictions over both orders of the '
+                        'persons (default: as the run was evaluated)')
     p.set_defaults(func=_cmd_evaluate)
 
 
@@ -616,6 +633,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     from tcmp_pyg.checkpoint import (CheckpointError, model_from_checkpoint,
                                      read_checkpoint)
+    from tcmp_pyg.datasets.splits import body_order_views
     from tcmp_pyg.train import evaluate
 
     try:
@@ -627,14 +645,19 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         model = model_from_checkpoint(checkpoint, args.checkpoint).to(args.device)
         root = args.root if args.root is not None else meta['root']
         test_ds = _recorded_test_split(meta, root)
-        result = evaluate(model, DataLoader(test_ds, batch_size=args.batch_size),
-                          args.device)
+        orders = args.average_body_orders
+        if orders is None:  # runs from before the option: plain
+            orders = bool(meta.get('average_body_orders'))
+        views = body_order_views(test_ds) if orders else [test_ds]
+        result = evaluate(model, [DataLoader(v, batch_size=args.batch_size)
+                                  for v in views], args.device)
     except (FileNotFoundError, ValueError, CheckpointError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
     print(f"{meta['dataset']} test split at {root}, {meta['options']}")
+    averaged = ', averaged over both person orders' if len(views) > 1 else ''
     print(f'test accuracy: {result.accuracy:.4f} ({result.correct}/'
-          f'{result.total} sequences)')
+          f'{result.total} sequences{averaged})')
     return 0
 
 

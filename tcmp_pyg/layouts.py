@@ -6,7 +6,7 @@ of all bodies, body-major: node ``m * V + v`` is joint ``v`` of body ``m``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Sequence, Tuple, Union
+from typing import Any, Dict, Tuple, Union
 
 import torch
 from torch import Tensor

@@ -47,7 +47,7 @@ import time
 from dataclasses import asdict, dataclass
 from functools import partial
 from typing import (Any, Callable, Dict, List, NamedTuple, Optional, Sequence,
-                    Tuple)
+                    Tuple, Union)
 
 import numpy as np
 import torch
@@ -258,29 +258,50 @@ def set_rng_states(states: Dict[str, Any], loader_generator: torch.Generator) ->
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader,
+def evaluate(model: nn.Module, loader: Union[DataLoader, Sequence[DataLoader]],
              device: Any = 'cpu') -> Evaluation:
     r"""Mean cross-entropy and accuracy of ``model`` over ``loader``, in eval
     mode (the model's previous mode is restored).
 
     Args:
         model (nn.Module): Maps a PyG batch to logits ``[B, num_classes]``.
-        loader (DataLoader): Batches of the split to evaluate.
+        loader (DataLoader or list of DataLoader): Batches of the split to
+            evaluate, or unshuffled loaders over views of the same sequences
+            (e.g. :func:`~tcmp_pyg.datasets.body_order_views`): then each
+            sequence's predicted probabilities are averaged over the views,
+            and the loss is the cross-entropy of that average.
         device (str or torch.device, optional): Where batches go.
             (default: :obj:`'cpu'`)
 
     Returns:
         :class:`Evaluation` (``loss``, ``accuracy``, ``correct``, ``total``).
     """
+    loaders = list(loader) if isinstance(loader, (list, tuple)) else [loader]
+    if not loaders:
+        raise ValueError("Expected at least one loader to evaluate")
+    sizes = {len(item.dataset) for item in loaders}
+    if len(sizes) > 1:
+        raise ValueError(f"Expected views of the same sequences (got loaders "
+                         f"over {sorted(sizes)} sequences)")
     was_training = model.training
     model.eval()
     loss_sum, correct, total = 0.0, 0, 0
-    for batch in loader:
-        batch = batch.to(device)
-        logits = model(batch)
-        loss_sum += float(F.cross_entropy(logits, batch.y, reduction='sum'))
-        correct += int((logits.argmax(dim=-1) == batch.y).sum())
-        total += batch.num_graphs
+    for batches in zip(*loaders):
+        y = batches[0].y.to(device)
+        if len(batches) == 1:
+            logits = model(batches[0].to(device))
+            loss_sum += float(F.cross_entropy(logits, y, reduction='sum'))
+        else:
+            for view in batches[1:]:
+                if not torch.equal(view.y.to(device), y):
+                    raise ValueError("Expected views of the same sequences in "
+                                     "the same order (their labels differ)")
+            probs = torch.stack([model(b.to(device)).softmax(dim=-1)
+                                 for b in batches]).mean(dim=0)
+            logits = probs.clamp_min(torch.finfo(probs.dtype).tiny).log()
+            loss_sum += float(F.nll_loss(logits, y, reduction='sum'))
+        correct += int((logits.argmax(dim=-1) == y).sum())
+        total += int(y.numel())
     model.train(was_training)
     if total == 0:
         raise ValueError("Expected a non-empty evaluation split (got 0 "
@@ -507,8 +528,8 @@ def train_epoch(loop: _Loop, epoch: int) -> Dict[str, Any]:
                 train_time_s=train_time)
 
 
-def evaluate_epoch(loop: _Loop, test_loader: DataLoader,
-                   val_loader: Optional[DataLoader]
+def evaluate_epoch(loop: _Loop, test_loader: List[DataLoader],
+                   val_loader: Optional[List[DataLoader]]
                    ) -> Tuple[Dict[str, Any], Optional[Dict[str, Any]]]:
     r"""The end-of-epoch evaluation: validation (if any) and test loss and
     accuracy, and with a pruner the connectivity of the masks.
@@ -533,6 +554,18 @@ def evaluate_epoch(loop: _Loop, test_loader: DataLoader,
                        dead=report['dead'])
     columns['eval_time_s'] = time.perf_counter() - start
     return columns, report
+
+
+def _views(dataset: Any, split: str) -> List[Any]:
+    """An evaluation split as a list of its views (one for a plain dataset)."""
+    if not isinstance(dataset, (list, tuple)):
+        return [dataset]
+    views = list(dataset)
+    if not views or len({len(v) for v in views}) > 1:
+        raise ValueError(f"Expected the {split} views to be a non-empty list of "
+                         f"datasets of the same length (got lengths "
+                         f"{[len(v) for v in views]})")
+    return views
 
 
 def save_epoch(loop: _Loop, out_dir: str, epoch: int, settings: Dict[str, Any],
@@ -586,11 +619,14 @@ def train(model: nn.Module, train_dataset: Any, test_dataset: Any,
             and has ``num_classes`` (and ``config()`` to be checkpointed).
         train_dataset: The training split (a dataset of PyG ``Data``; its
             transform may augment).
-        test_dataset: The test split.
+        test_dataset: The test split, or a list of views of it whose
+            predictions are averaged (e.g.
+            :func:`~tcmp_pyg.datasets.body_order_views`; see
+            :func:`evaluate`).
         config (TrainConfig, optional): Settings. (default: the defaults of
             :class:`TrainConfig`)
         val_dataset (optional): A validation split, held out of the training
-            data. (default: :obj:`None`)
+            data, or a list of views of it. (default: :obj:`None`)
         pruner (PruningMethod, optional): Built on ``model`` (see
             :func:`tcmp_pyg.pruning.make_pruner`); the loop calls
             ``setup(total_steps)``, ``step(global_step)`` before every forward
@@ -634,9 +670,11 @@ def train(model: nn.Module, train_dataset: Any, test_dataset: Any,
     if pruner is not None and getattr(pruner, 'model', model) is not model:
         raise ValueError("Expected the pruner to be built on the model being "
                          "trained (pruner.model is another module)")
-    splits = [('training', train_dataset), ('test', test_dataset)]
-    if val_dataset is not None:
-        splits.append(('validation', val_dataset))
+    test_views = _views(test_dataset, 'test')
+    val_views = _views(val_dataset, 'validation') if val_dataset is not None else None
+    splits = [('training', train_dataset), ('test', test_views[0])]
+    if val_views is not None:
+        splits.append(('validation', val_views[0]))
     for split, dataset in splits:
         if len(dataset) == 0:
             raise ValueError(f"Expected a non-empty {split} split (got 0 "
@@ -655,9 +693,10 @@ def train(model: nn.Module, train_dataset: Any, test_dataset: Any,
     loader_generator = torch.Generator().manual_seed(config.seed)
     train_loader = ctx.train_loader(train_dataset, config.batch_size,
                                     loader_generator, seed=config.seed)
-    test_loader = DataLoader(test_dataset, batch_size=config.eval_batch_size)
-    val_loader = (DataLoader(val_dataset, batch_size=config.eval_batch_size)
-                  if val_dataset is not None else None)
+    test_loader = [DataLoader(d, batch_size=config.eval_batch_size)
+                   for d in test_views]
+    val_loader = ([DataLoader(d, batch_size=config.eval_batch_size)
+                   for d in val_views] if val_views is not None else None)
     steps_per_epoch = len(train_loader)
     total_steps = config.epochs * steps_per_epoch
 
@@ -676,9 +715,11 @@ def train(model: nn.Module, train_dataset: Any, test_dataset: Any,
                             if k not in _RESUMABLE_CHANGES},
                     model=model_description(model) if out_dir else None,
                     pruner=repr(pruner) if pruner is not None else None,
-                    num_train=len(train_dataset), num_test=len(test_dataset))
-    if val_dataset is not None:  # runs saved before validation existed match
-        settings['num_val'] = len(val_dataset)
+                    num_train=len(train_dataset), num_test=len(test_views[0]))
+    if val_views is not None:  # runs saved before validation existed match
+        settings['num_val'] = len(val_views[0])
+    if len(test_views) > 1 or (val_views is not None and len(val_views) > 1):
+        settings['views'] = [len(test_views), len(val_views or ())]
     if ctx.enabled:  # the data order and BatchNorm statistics depend on it
         settings['world_size'] = ctx.world_size
     if (meta or {}).get('init_from') is not None:  # the weights it started from
@@ -758,7 +799,7 @@ def train(model: nn.Module, train_dataset: Any, test_dataset: Any,
         if result.val_accuracy is not None:
             metrics.update(val_accuracy=result.val_accuracy,
                            val_loss=history[-1]['val_loss'],
-                           num_val=len(val_dataset))
+                           num_val=len(val_views[0]))
         if final_metrics is not None:
             metrics.update(final_metrics(model))
         atomic_write(osp.join(out_dir, 'metrics.json'),

@@ -269,6 +269,35 @@ class RandomBodySwap(BaseTransform):
         return f'{type(self).__name__}({self.layout.name})'
 
 
+class ReverseBodies(BaseTransform):
+    r"""Reverses the order of the bodies present in a sequence (for two
+    persons: swaps them). The deterministic counterpart of
+    :class:`RandomBodySwap`, for test-time averaging over the person orders
+    (see :func:`~tcmp_pyg.datasets.body_order_views`).
+
+    A padded (all-zero) body stays where it is, as in
+    :class:`RandomBodySwap`. Apply it before :class:`CenterJoint`.
+
+    Args:
+        layout (str or SkeletonLayout): The skeleton (its joints per body).
+    """
+    def __init__(self, layout: LayoutLike) -> None:
+        self.layout = get_layout(layout)
+
+    def forward(self, data: Data) -> Data:
+        xb = _bodies(data.x, self.layout, type(self).__name__)  # [M, V, T, C]
+        present = _present(xb).any(dim=1).nonzero().view(-1)  # [P]
+        if present.numel() < 2:
+            return data
+        order = torch.arange(xb.size(0))
+        order[present] = present.flip(0)
+        data.x = xb.index_select(0, order).reshape_as(data.x)
+        return data
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}({self.layout.name})'
+
+
 def _stream(data: Data, value: Tensor, cat: bool) -> Data:
     data.x = torch.cat([data.x, value], dim=-1) if cat else value
     return data

@@ -238,13 +238,14 @@ def test_sbu_fold1_end_to_end(sbu_root, tmp_path, capsys):
 
 def test_sbu_validation_split_and_trajectory_preset(sbu_root, tmp_path, capsys):
     """Real SBU fold 2: the sahbi-gcn preset with a validation split carved
-    from the training folds; evaluate rebuilds the same test split."""
+    from the training folds, evaluated over both person orders; evaluate
+    rebuilds the same test split and evaluation."""
     out = tmp_path / 'run'
     assert main(['train', '--dataset', 'sbu', '--root', str(sbu_root),
                  '--fold', '2', '--model', 'sahbi-gcn', '--optimizer', 'adamw',
                  '--lr', '0.001', '--epochs', '2', '--val-fraction', '0.2',
-                 '--crop', '0.7', '--out', str(out), '--threads', '1',
-                 '--quiet']) == 0
+                 '--crop', '0.7', '--average-body-orders', '--out', str(out),
+                 '--threads', '1', '--quiet']) == 0
     trained = capsys.readouterr().out
     metrics = json.loads((out / 'metrics.json').read_text())
     # 230 training sequences of fold 2; a fifth of each class held out.
@@ -253,10 +254,14 @@ def test_sbu_validation_split_and_trajectory_preset(sbu_root, tmp_path, capsys):
     assert metrics['options']['units'] == 'metres' and metrics['crop'] == 0.7
     history = json.loads((out / 'history.json').read_text())
     assert all('val_acc' in row for row in history)
+    assert metrics['average_body_orders'] is True
     assert main(['evaluate', '--checkpoint', str(out / 'model.pt')]) == 0
     evaluated = capsys.readouterr().out
     assert accuracy(evaluated) == accuracy(trained)
-    assert '/52 sequences' in evaluated
+    assert '/52 sequences, averaged over both person orders' in evaluated
+    assert main(['evaluate', '--checkpoint', str(out / 'model.pt'),
+                 '--no-average-body-orders']) == 0
+    assert '/52 sequences)' in capsys.readouterr().out
     assert main(['train', '--dataset', 'sbu', '--root', str(sbu_root),
                  '--val-fraction', '1.5', '--out', str(tmp_path / 'bad')]) == 1
     assert "'val_fraction' in (0, 1)" in capsys.readouterr().err

@@ -1,3 +1,4 @@
+import copy
 import csv
 import json
 import math
@@ -5,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch_geometric.loader import DataLoader
 
 from tcmp_pyg.checkpoint import CheckpointError, read_checkpoint
@@ -117,7 +119,7 @@ def test_same_seed_same_run(splits):
     a, b, c = (tiny_model(train_ds.layout) for _ in range(3))
     ra = train(a, train_ds, test_ds, quick())
     rb = train(b, train_ds, test_ds, quick())
-    rc = train(c, train_ds, test_ds, quick(seed=1))
+    train(c, train_ds, test_ds, quick(seed=1))
     assert without_times(ra.history) == without_times(rb.history)
     assert same_weights(a, b)
     assert not same_weights(a, c)  # the seed changes shuffling and augmentation
@@ -488,6 +490,51 @@ def test_train_logs_validation_beside_test(splits, tmp_path):
     with pytest.raises(ValueError, match='non-empty validation split'):
         train(tiny_model(train_ds.layout), train_ds, test_ds, quick(),
               val_dataset=val_ds[:0])
+
+
+def test_evaluation_averages_the_person_orders(tmp_path):
+    from torch_geometric.transforms import Compose
+
+    from tcmp_pyg.datasets import SkeletonArrays, body_order_views
+    from tcmp_pyg.transforms import JointToMotion, ReverseBodies
+    rng = np.random.default_rng(0)
+    arrays = rng.normal(size=(24, 3, 8, 15, 2)).astype(np.float32) + 1.0
+    labels = np.arange(24) % NUM_CLASSES
+    test_ds = SkeletonArrays(arrays, labels, 'sbu', num_frames=8,
+                             transform=Compose([CenterJoint('sbu'),
+                                                JointToMotion(cat=True)]))
+    views = body_order_views(test_ds)
+    assert len(views) == 2 and views[0] is test_ds and len(views[1]) == 24
+    # The swap comes before the split's own transform (the centring on body 0).
+    plain = copy.copy(test_ds)
+    plain.transform = None
+    expected = test_ds.transform(ReverseBodies('sbu')(plain[3]))
+    assert torch.equal(views[1][3].x, expected.x)
+    assert not torch.equal(views[1][3].x, views[0][3].x)
+    torch.manual_seed(0)
+    model = STGCN(IN_CHANNELS, NUM_CLASSES, 'sbu', channels=(8, 8)).eval()
+    loaders = [DataLoader(v, batch_size=7) for v in views]
+    averaged = evaluate(model, loaders)
+    with torch.no_grad():
+        probs = [torch.cat([model(b).softmax(-1) for b in loader])
+                 for loader in loaders]
+    mean = (probs[0] + probs[1]) / 2
+    y = torch.cat([b.y for b in loaders[0]])
+    assert averaged.correct == int((mean.argmax(-1) == y).sum())
+    assert averaged.loss == pytest.approx(float(F.nll_loss(mean.log(), y)), rel=1e-5)
+    # One view in a list is the plain evaluation.
+    assert evaluate(model, loaders[:1]) == evaluate(model, loaders[0])
+    # train() takes the views as its evaluation split.
+    result = train(model.train(), test_ds, views, quick(epochs=1))
+    assert result.test_accuracy == evaluate(model, loaders).accuracy
+    with pytest.raises(ValueError, match='same length'):
+        train(model, test_ds, [test_ds, test_ds[:3]], quick(epochs=1))
+    with pytest.raises(ValueError, match='same sequences'):
+        evaluate(model, [loaders[0], DataLoader(test_ds[:3])])
+    # One body: a single view.
+    _, one_test = dataset_splits('synthetic', str(tmp_path), num_samples=30,
+                                 layout='kinect_v1')
+    assert body_order_views(one_test) == [one_test]
 
 
 def test_progress_is_one_line_per_epoch_outside_a_terminal(splits, capsys):

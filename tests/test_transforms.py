@@ -10,7 +10,7 @@ from torch_geometric.transforms import BaseTransform, Compose
 from tcmp_pyg.layouts import get_layout
 from tcmp_pyg.transforms import (CenterJoint, JointToBone, JointToMotion,
                                  RandomBodySwap, RandomRotation3D,
-                                 RandomTemporalCrop, ScaleNormalize,
+                                 RandomTemporalCrop, ReverseBodies, ScaleNormalize,
                                  TemporalResample, bone_parents,
                                  resample_frames, rotation_matrix)
 
@@ -35,7 +35,7 @@ def bone_lengths(x, layout=SBU):
 
 def test_transforms_are_base_transforms():
     for t in (CenterJoint('sbu'), ScaleNormalize('sbu'), RandomRotation3D(),
-              RandomBodySwap('sbu'),
+              RandomBodySwap('sbu'), ReverseBodies('sbu'),
               JointToBone('sbu'), JointToMotion(), TemporalResample(8)):
         assert isinstance(t, BaseTransform)
     assert repr(TemporalResample(8)) == 'TemporalResample(8)'
@@ -176,6 +176,26 @@ def test_random_body_swap_permutes_whole_bodies():
     assert repr(RandomBodySwap('sbu')) == 'RandomBodySwap(sbu)'
     with pytest.raises(ValueError, match='multiple of the 15 joints'):
         RandomBodySwap('sbu')(Data(x=torch.randn(16, 4, 3)))
+
+
+def test_reverse_bodies_swaps_the_persons_present():
+    data = sequence()
+    V = SBU.num_joints
+    out = ReverseBodies('sbu')(data.clone())
+    assert torch.equal(out.x[:V], data.x[V:]) and torch.equal(out.x[V:], data.x[:V])
+    assert torch.equal(ReverseBodies('sbu')(out.clone()).x, data.x)
+    # A padded (absent) body never moves: one person stays body 0.
+    lone = sequence(absent_body=1)
+    assert torch.equal(ReverseBodies('sbu')(lone.clone()).x, lone.x)
+    # Three bodies: the order is reversed.
+    three = SBU.with_bodies(3)
+    x = sequence(three).x
+    out = ReverseBodies(three)(Data(x=x.clone())).x.view(3, V, *x.shape[1:])
+    bodies = x.view(3, V, *x.shape[1:])
+    assert all(torch.equal(out[i], bodies[2 - i]) for i in range(3))
+    assert repr(ReverseBodies('sbu')) == 'ReverseBodies(sbu)'
+    with pytest.raises(ValueError, match='ReverseBodies: expected the node count'):
+        ReverseBodies('sbu')(Data(x=torch.randn(16, 4, 3)))
 
 
 def test_bone_parents_walk_to_the_centre():

@@ -37,6 +37,7 @@ __all__ += ['PoseAnnotations', 'SkeletonArrays', 'UnsafePickleError',
             'safe_load_pickle']
 
 # After DATASETS: the splits helper looks datasets up by name.
-from tcmp_pyg.datasets.splits import dataset_options, dataset_splits  # noqa: E402
+from tcmp_pyg.datasets.splits import (body_order_views,  # noqa: E402
+                                      dataset_options, dataset_splits)
 
-__all__ += ['dataset_options', 'dataset_splits']
+__all__ += ['body_order_views', 'dataset_options', 'dataset_splits']

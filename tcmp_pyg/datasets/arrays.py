@@ -579,8 +579,8 @@ class SkeletonArrays(ExternalSkeletonDataset):
     def _check_shape(shape: Tuple[int, ...], layout: SkeletonLayout
                      ) -> Tuple[int, int, int, int, int]:
         V = layout.num_joints
-        expected = (f"expected an array of shape (N, C, T, V, M) = (samples, "
-                    f"channels, frames, joints, bodies)")
+        expected = ("expected an array of shape (N, C, T, V, M) = (samples, "
+                    "channels, frames, joints, bodies)")
         if len(shape) != 5:
             raise ValueError(f"SkeletonArrays: {expected} (got shape "
                              f"{tuple(shape)}); CTR-GCN's (N, T, M*V*C) "

@@ -2,6 +2,7 @@
 normalisation on both, augmentation on the training split only."""
 from __future__ import annotations
 
+import copy
 import inspect
 import os.path as osp
 from typing import Any, Callable, List, Optional, Tuple, Union
@@ -13,7 +14,7 @@ from tcmp_pyg.datasets import DATASETS
 from tcmp_pyg.datasets.base import SkeletonDataset
 from tcmp_pyg.transforms import (CenterJoint, JointToBone, JointToMotion,
                                  RandomBodySwap, RandomRotation3D,
-                                 RandomTemporalCrop)
+                                 RandomTemporalCrop, ReverseBodies)
 
 # Small rotations about every axis, as the camera viewpoint varies a little
 # between recordings (on SBU fold 1, 10 degrees gained about 5 points over
@@ -160,6 +161,35 @@ def dataset_splits(name: str, root: Optional[str] = None, *,
     val_ds.transform = test_ds.transform
     train_ds = train_ds.index_select(train_idx.tolist())
     return train_ds, val_ds, test_ds
+
+
+def body_order_views(dataset: SkeletonDataset) -> List[SkeletonDataset]:
+    r"""The views of an evaluation split under every order of its persons,
+    for test-time averaging: ``[dataset]`` for a one-body layout, else
+    ``[dataset, swapped]`` where ``swapped`` reverses the bodies
+    (:class:`~tcmp_pyg.transforms.ReverseBodies`) before ``dataset``'s own
+    transform. Both yield the same sequences in the same order; passed as a
+    list to :func:`tcmp_pyg.train.train` or :func:`tcmp_pyg.train.evaluate`,
+    the predicted probabilities are averaged over them.
+
+    The swap comes before the split's transform because the centring uses
+    body 0: swapping the persons of a centred sample would not give the
+    sample the model sees when the sensor lists them the other way round.
+
+    Args:
+        dataset (SkeletonDataset): An evaluation split (its transform must
+            not augment).
+    """
+    layout = getattr(dataset, 'layout', None)
+    if layout is None:
+        raise ValueError(f"Expected a skeleton dataset with a 'layout' (got "
+                         f"{type(dataset).__name__})")
+    if layout.num_bodies < 2:
+        return [dataset]
+    swapped = copy.copy(dataset)
+    swapped.transform = _compose([ReverseBodies(layout)] +
+                                 ([dataset.transform] if dataset.transform else []))
+    return [dataset, swapped]
 
 
 def stratified_split(labels: np.ndarray, fraction: float,

@@ -236,7 +236,7 @@ class STGCN(_SkeletonModel):
                         num_graphs: int) -> Tensor:
         """:meth:`forward` on plain tensors."""
         self._check_batch(x, edge_index, num_graphs)
-        B, V = num_graphs, self.layout.num_nodes
+        B = num_graphs
         N, T, C = x.shape
         h = self._normalized(x, B).reshape(N, T, C)
         for block in self.blocks:

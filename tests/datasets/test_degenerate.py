@@ -257,7 +257,7 @@ def test_sbu_root_lacking_every_set_of_a_fold(sbu_small):
         shutil.rmtree(root / 'raw' / set_name)
     sets = ', '.join(SBU_FOLDS[2])
     with pytest.raises(FileNotFoundError, match=re.escape(
-            f'4 of the 21 set folders are missing in') + '.*' + re.escape(
+            '4 of the 21 set folders are missing in') + '.*' + re.escape(
             f'{sets}; without them fold 3 (test sets {sets}) would have no '
             f'test sequence')):
         SBUKinectInteraction(root, fold=1)

@@ -4,7 +4,6 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch import nn
 
 from tcmp_pyg.nn import FlowModel, prunable_weights
 from tcmp_pyg.nn.prunable import ChannelFlow
