@@ -31,6 +31,9 @@ from typing import Any, Dict, List, Tuple
 ADAM = dict(optimizer='adamw', lr=1e-3, weight_decay=1e-4, warmup=5.0)
 SAHBI = dict(cls='TrajectoryGCN', channels=(8, 8, 8), heads=4,
              hidden_channels=64, dropout=0.5)
+# The augmentation of the later rounds, and their <= 50,000-parameter model.
+AUGMENT = dict(rotation=10.0, swap_bodies=True, crop=0.7)
+H24 = {**SAHBI, 'temporal_channels': 16, 'hidden_channels': 24}
 RECIPES: Dict[str, Dict[str, Any]] = {
     # The TCMP papers' family as described: no augmentation, Adam.
     'sahbi': dict(data=dict(augment=False), model=SAHBI,
@@ -80,32 +83,15 @@ RECIPES: Dict[str, Dict[str, Any]] = {
                                   'channels': (16, 16, 16)},
                            train=dict(epochs=200, **ADAM)),
     # <= 50,000 parameters: a narrower head over the nodes.
-    'sahbi-tcn-h24': dict(data=dict(rotation=10.0, swap_bodies=True, crop=0.7),
-                          model={**SAHBI, 'temporal_channels': 16,
-                                 'hidden_channels': 24},
-                          train=dict(epochs=200, **ADAM)),
-    'sahbi-tcn-h24-300': dict(data=dict(rotation=10.0, swap_bodies=True, crop=0.7),
-                              model={**SAHBI, 'temporal_channels': 16,
-                                     'hidden_channels': 24},
+    'sahbi-tcn-h24': dict(data=AUGMENT, model=H24, train=dict(epochs=200, **ADAM)),
+    'sahbi-tcn-h24-300': dict(data=AUGMENT, model=H24,
                               train=dict(epochs=300, **ADAM)),
-    'sahbi-tcn-h24-bone': dict(data=dict(rotation=10.0, swap_bodies=True,
-                                         crop=0.7, bone=True),
-                               model={**SAHBI, 'temporal_channels': 16,
-                                      'hidden_channels': 24},
+    'sahbi-tcn-h24-bone': dict(data={**AUGMENT, 'bone': True}, model=H24,
                                train=dict(epochs=200, **ADAM)),
     # Chosen: the sahbi-gcn preset with its recipe (tcmp_pyg.recipes), which
     # evaluates over both person orders (the *_orders columns).
-    'sahbi-tcn-h24-bone-300': dict(data=dict(rotation=10.0, swap_bodies=True,
-                                             crop=0.7, bone=True),
-                                   model={**SAHBI, 'temporal_channels': 16,
-                                          'hidden_channels': 24},
+    'sahbi-tcn-h24-bone-300': dict(data={**AUGMENT, 'bone': True}, model=H24,
                                    train=dict(epochs=300, **ADAM)),
-    'sahbi-tcn-h24-bone-ls': dict(data=dict(rotation=10.0, swap_bodies=True,
-                                            crop=0.7, bone=True),
-                                  model={**SAHBI, 'temporal_channels': 16,
-                                         'hidden_channels': 24},
-                                  train=dict(epochs=200, label_smoothing=0.1,
-                                             **ADAM)),
     'sahbi-tcn-narrow': dict(data=dict(rotation=10.0, swap_bodies=True, crop=0.7),
                              model={**SAHBI, 'temporal_channels': 16,
                                     'channels': (8, 8, 4), 'hidden_channels': 48},

@@ -15,7 +15,7 @@ Typical use::
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Tuple, Union
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -233,6 +233,20 @@ class RandomRotation3D(BaseTransform):
         return f'{type(self).__name__}(degrees={self.degrees})'
 
 
+def _reorder_bodies(data: Data, layout: SkeletonLayout, name: str,
+                    permutation: Callable[[int], Tensor]) -> Data:
+    """Puts the bodies present in some frame in the order
+    ``permutation(count)``; padded (all-zero) bodies stay where they are."""
+    xb = _bodies(data.x, layout, name)  # [M, V, T, C]
+    present = _present(xb).any(dim=1).nonzero().view(-1)  # [P]
+    if present.numel() < 2:
+        return data
+    order = torch.arange(xb.size(0))
+    order[present] = present[permutation(present.numel())]
+    data.x = xb.index_select(0, order).reshape_as(data.x)
+    return data
+
+
 class RandomBodySwap(BaseTransform):
     r"""Puts the bodies of a sequence in a random order (augmentation for
     interactions, whose label does not depend on which person the sensor
@@ -255,15 +269,8 @@ class RandomBodySwap(BaseTransform):
         self.generator = generator
 
     def forward(self, data: Data) -> Data:
-        xb = _bodies(data.x, self.layout, type(self).__name__)  # [M, V, T, C]
-        present = _present(xb).any(dim=1).nonzero().view(-1)  # [P]
-        if present.numel() < 2:
-            return data
-        order = torch.arange(xb.size(0))
-        order[present] = present[torch.randperm(present.numel(),
-                                                generator=self.generator)]
-        data.x = xb.index_select(0, order).reshape_as(data.x)
-        return data
+        return _reorder_bodies(data, self.layout, type(self).__name__,
+                               lambda n: torch.randperm(n, generator=self.generator))
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}({self.layout.name})'
@@ -285,14 +292,8 @@ class ReverseBodies(BaseTransform):
         self.layout = get_layout(layout)
 
     def forward(self, data: Data) -> Data:
-        xb = _bodies(data.x, self.layout, type(self).__name__)  # [M, V, T, C]
-        present = _present(xb).any(dim=1).nonzero().view(-1)  # [P]
-        if present.numel() < 2:
-            return data
-        order = torch.arange(xb.size(0))
-        order[present] = present.flip(0)
-        data.x = xb.index_select(0, order).reshape_as(data.x)
-        return data
+        return _reorder_bodies(data, self.layout, type(self).__name__,
+                               lambda n: torch.arange(n - 1, -1, -1))
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}({self.layout.name})'
