@@ -72,7 +72,11 @@ def start(command, log):
 
 # Generous: Ray runs its workers at a lower priority, so a busy machine slows
 # them far more than the test's own process; a ready condition returns at once.
-def wait_for(ready, what, timeout=900.0):
+# The sweeps the tests start get the same allowance.
+RAY_TIMEOUT = 900.0
+
+
+def wait_for(ready, what, timeout=RAY_TIMEOUT):
     deadline = time.monotonic() + timeout
     while not ready():
         assert time.monotonic() < deadline, f'timed out waiting for {what}'
@@ -128,7 +132,7 @@ def test_killed_ray_sweep_finishes_only_the_missing_runs(ray_address, reference,
     wait_for(lambda: not training_processes(out), 'the runs to end', timeout=300)
 
     again = start(sweep_command(root, out, ray_address), log)
-    assert again.wait(timeout=300) == 0, log.read_text()
+    assert again.wait(timeout=RAY_TIMEOUT) == 0, log.read_text()
     for run, (mtime, text) in finished.items():
         assert (run / 'metrics.json').stat().st_mtime_ns == mtime
         assert (run / 'train.log').read_text() == text  # not started again
@@ -146,7 +150,7 @@ def test_killed_worker_is_retried_and_resumes(ray_address, reference, tmp_path):
     wait_for(lambda: (run / 'history.json').exists(), 'a checkpoint')
     ((train_pid, worker_pid),) = training_processes(run).items()
     os.kill(worker_pid, signal.SIGKILL)
-    assert proc.wait(timeout=300) == 0, log.read_text()
+    assert proc.wait(timeout=RAY_TIMEOUT) == 0, log.read_text()
     assert f'resumed {run} from epoch' in (run / 'train.log').read_text()
     (row,) = results(out / 'results.csv')
     (expected,) = [r for r in results(local / 'results.csv')
