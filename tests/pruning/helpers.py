@@ -111,6 +111,19 @@ def coverage_case(channels, frac, tiny_classifier, seed):
     return model, total, int(low + frac * (total - 1 - low))
 
 
+def sgd_step(model, data, pruner, opt):
+    """One optimiser step on a toy loss (the squared logits) plus the
+    pruner's penalty; returns the penalty (None when it has none)."""
+    loss = model(data).square().mean()
+    penalty = pruner.penalty()
+    if penalty is not None:
+        loss = loss + penalty
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return penalty
+
+
 def train_checked(model, pruner, steps, data, mode='hard'):
     """A short SGD run under ``pruner`` that checks, at every mask update, a
     consistent selection covering every output with exactly the scheduled
@@ -127,14 +140,8 @@ def train_checked(model, pruner, steps, data, mode='hard'):
             report = connectivity(model)
             assert report.is_consistent and report.covers_outputs
             assert report.live == report.kept == pruner.kept_at(step)
-        loss = model(data).square().mean()
-        penalty = pruner.penalty()
+        penalty = sgd_step(model, data, pruner, opt)
         if mode == 'relaxed' and pruner.start_step <= step < pruner.end_step:
             assert penalty is not None and penalty.requires_grad
-        if penalty is not None:
-            loss = loss + penalty
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
     pruner.finalize()
     return seen

@@ -13,7 +13,7 @@ from tcmp_pyg.pruning import (ALLOCATIONS, METHOD_NAMES, EffectivePruning,
                               lamp_scores, magnitude_prune, make_pruner)
 from tcmp_pyg.pruning.allocation import erk_quotas, largest_remainder
 
-from helpers import batch, small_attention, small_stgcn
+from helpers import batch, sgd_step, small_attention, small_stgcn
 
 
 def mlp():
@@ -249,13 +249,7 @@ def test_keep_dense_in_consistent_methods(method, mode):
     data = batch()
     for step in range(10):
         pruner.step(step)
-        loss = model(data).square().mean()
-        penalty = pruner.penalty()
-        if penalty is not None:
-            loss = loss + penalty
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        sgd_step(model, data, pruner, opt)
     pruner.finalize()
     report = connectivity(model)
     assert report.is_consistent and report.live == report.kept == pruner.budget

@@ -14,7 +14,8 @@ from tcmp_pyg.pruning.connectivity import flow_layers
 from tcmp_pyg.pruning.tcmp import (channel_focus_scores, channel_groups,
                                    channel_importance)
 
-from helpers import batch, coverage_case, small_attention, small_stgcn, train_checked
+from helpers import (batch, coverage_case, sgd_step, small_attention, small_stgcn,
+                     train_checked)
 
 
 def masks(model):
@@ -134,12 +135,7 @@ def test_focus_zero_is_plain_tcmp(make, mode):
         for step in range(10):
             pruner.step(step)
             history.append(masks(model))
-            loss = model(batch()).square().mean()
-            if pruner.penalty() is not None:
-                loss = loss + pruner.penalty()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            sgd_step(model, batch(), pruner, opt)
         pruner.finalize()
         history.append(masks(model))
         runs.append((history, repr(pruner)))

@@ -14,7 +14,8 @@ from tcmp_pyg.pruning import (EffectivePruning, MagnitudePruning, RandomPruning,
 from tcmp_pyg.pruning.connectivity import flow_layers
 from tcmp_pyg.pruning.select import _Entries, _flatten, _select
 
-from helpers import batch, coverage_case, shrink_classifier, small_attention, small_stgcn
+from helpers import (batch, coverage_case, sgd_step, shrink_classifier, small_attention,
+                     small_stgcn)
 
 
 def kept(model):
@@ -100,13 +101,7 @@ def run_steps(model, pruner, steps, lr=0.05):
     for step in range(steps):
         pruner.step(step)
         history.append(kept(model))
-        loss = model(data).square().mean()
-        extra = pruner.penalty()
-        if extra is not None:
-            loss = loss + extra
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        sgd_step(model, data, pruner, opt)
     pruner.finalize()
     return history
 

@@ -11,8 +11,8 @@ from tcmp_pyg.pruning import (TCMP, EffectivePruning, MagnitudePruning,
 from tcmp_pyg.pruning.connectivity import LayerView, flow_layers
 from tcmp_pyg.pruning.select import consistent_masks
 
-from helpers import (batch, coverage_case, shrink_classifier, small_attention, small_stgcn,
-                     train_checked)
+from helpers import (batch, coverage_case, sgd_step, shrink_classifier, small_attention,
+                     small_stgcn, train_checked)
 
 
 def kept(model):
@@ -135,12 +135,7 @@ def test_tcmp_reaches_every_output_at_every_update(channels, frac, mode,
             report = connectivity(model)
             assert report.is_consistent and report.covers_outputs
             assert report.live == report.kept == pruner.kept_at(step)
-        loss = model(data).square().mean()
-        if pruner.penalty() is not None:
-            loss = loss + pruner.penalty()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        sgd_step(model, data, pruner, opt)
     pruner.finalize()
     report = connectivity(model)
     assert report.is_consistent and report.covers_outputs
